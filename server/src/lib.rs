@@ -1,0 +1,9 @@
+//! wsgilab's server: everything between a listening socket and a WSGI application.
+//!
+//! The request path (accept → read and parse → environ → app → response) and, later, the master
+//! and its workers are written once against three seams — [`net`], [`procs`] and [`python`] —
+//! so the same code runs on real sockets, processes and CPython, or in the simulated lab.
+//! Each seam module holds its trait and, beside it, the real implementation.
+
+pub mod config;
+pub mod http;
