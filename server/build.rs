@@ -10,5 +10,13 @@ fn main() {
         println!("cargo:rustc-env=WSGILAB_PYTHON_EXECUTABLE={executable}");
     }
     println!("cargo:rustc-env=WSGILAB_PYTHON_VERSION={}", config.version());
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc_version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc".into());
+    println!("cargo:rustc-env=WSGILAB_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -1,1 +1,111 @@
-fn main() {}
+//! The `wsgilab` command: `serve` runs the real server with uWSGI's flags; the lab's commands
+//! (`replay`, `explore`) join it as the simulation is built.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use server::config::{parse_serve_args, ConfigOutcome};
+use server::net::real::RealNet;
+use server::procs::real::RealProcs;
+use server::procs::Procs;
+use server::python::real::RealPython;
+
+const USAGE: &str = "\
+wsgilab: a uWSGI-style WSGI server, and a lab that explains how it serves
+
+usage:
+  wsgilab serve [uWSGI options]   serve a WSGI app, e.g.
+                                  wsgilab serve --http-socket :8000 --module mysite.wsgi
+                                  (wsgilab serve --help lists the options)
+  wsgilab help                    this text
+";
+
+fn main() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.is_empty() {
+        eprint!("{USAGE}");
+        return ExitCode::from(1);
+    }
+    let command = args.remove(0);
+    match command.to_str() {
+        Some("serve") => serve(&args),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("wsgilab {}", server::log::VERSION);
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "wsgilab: unknown command '{}': try 'wsgilab serve --http-socket :8000 --module mysite.wsgi' or 'wsgilab help'",
+                command.to_string_lossy()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(args: &[OsString]) -> ExitCode {
+    let config = match parse_serve_args(args) {
+        Ok(ConfigOutcome::Run(config)) => config,
+        Ok(ConfigOutcome::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("wsgilab serve: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("wsgilab serve: cannot start the event loop: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let procs = RealProcs;
+    let mut python = RealPython::default();
+    let status = runtime.block_on(async {
+        let prepared = match server::serve::prepare(&config, &RealNet, &procs, &mut python) {
+            Ok(prepared) => prepared,
+            Err(status) => return status,
+        };
+        tokio::select! {
+            biased;
+            signal = stop_signal() => {
+                match signal {
+                    "SIGTERM" => procs.log(&format!(
+                        "wsgilab: SIGTERM received: stopping{}",
+                        if config.die_on_term { "" } else { " (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)" }
+                    )),
+                    _ => procs.log(&format!("{signal} received...killing workers...")),
+                }
+                procs.log("goodbye to uWSGI.");
+                0
+            }
+            status = server::serve::serve(&prepared, &procs) => status,
+        }
+    });
+    ExitCode::from(status.clamp(0, 255) as u8)
+}
+
+/// Waits for SIGINT, SIGQUIT or SIGTERM and names it.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut quit), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        _ = int.recv() => "SIGINT",
+        _ = quit.recv() => "SIGQUIT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -6,4 +6,12 @@
 //! Each seam module holds its trait and, beside it, the real implementation.
 
 pub mod config;
+pub mod hints;
 pub mod http;
+pub mod log;
+pub mod net;
+pub mod procs;
+pub mod python;
+pub mod serve;
+pub mod wsgi;
+pub mod worker;

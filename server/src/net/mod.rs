@@ -1,0 +1,36 @@
+//! The network seam: the listening socket with its backlog (the kernel's accept queue sits behind
+//! it), accepting connections, and the byte streams the worker reads requests from and writes
+//! responses to.
+//!
+//! The master and worker only ever see these traits. [`real`] implements them with socket2 and
+//! tokio; the simulation implements them over turmoil plus its own model of Linux's accept queue.
+
+pub mod real;
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Binds listening sockets.
+pub trait Net {
+    type Listener: Listener<Stream = Self::Stream>;
+    type Stream: AsyncRead + AsyncWrite + Unpin;
+
+    /// Binds `addr` and listens with `backlog` (the kernel caps it at `net.core.somaxconn`).
+    /// Errors are the kernel's: `AddrInUse`, `PermissionDenied`, ...
+    fn bind(&self, addr: SocketAddr, backlog: u32) -> io::Result<Self::Listener>;
+}
+
+/// A listening socket: established connections wait in its accept queue until accepted.
+pub trait Listener {
+    type Stream;
+
+    /// Takes the oldest connection from the accept queue, waiting for one if it is empty.
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
+
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The file descriptor number the log names (`fd 3`); the simulation makes one up.
+    fn fd(&self) -> i32;
+}

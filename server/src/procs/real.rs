@@ -1,0 +1,113 @@
+//! The real process: reads this machine's limits and clock, and logs to stderr.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
+use nix::unistd::{sysconf, SysconfVar};
+
+use super::{LocalTime, Procs, SystemInfo};
+
+/// The process this code runs in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealProcs;
+
+impl Procs for RealProcs {
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn system(&self) -> SystemInfo {
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+        };
+        let limit = |r| getrlimit(r).ok().map(|(soft, _)| soft);
+        SystemInfo {
+            nodename: field(|u| u.nodename()),
+            os: format!(
+                "{}-{} {}",
+                field(|u| u.sysname()),
+                field(|u| u.release()),
+                field(|u| u.version())
+            ),
+            machine: field(|u| u.machine()),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            process_limit: limit(Resource::RLIMIT_NPROC).filter(|&n| n != RLIM_INFINITY),
+            page_size: sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64,
+            max_fds: limit(Resource::RLIMIT_NOFILE).unwrap_or(1024),
+            somaxconn: std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(4096),
+            binary_path: std::env::current_exe().unwrap_or_default(),
+            is_root: nix::unistd::geteuid().is_root(),
+        }
+    }
+
+    fn unix_time(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    fn local_time(&self, unix_time: u64) -> LocalTime {
+        let t = unix_time as nix::libc::time_t;
+        // SAFETY: localtime_r writes only into the tm we hand it.
+        let tm = unsafe {
+            let mut tm: nix::libc::tm = std::mem::zeroed();
+            nix::libc::localtime_r(&t, &mut tm);
+            tm
+        };
+        LocalTime {
+            year: tm.tm_year + 1900,
+            month: tm.tm_mon as u32 + 1,
+            day: tm.tm_mday as u32,
+            hour: tm.tm_hour as u32,
+            minute: tm.tm_min as u32,
+            second: tm.tm_sec as u32,
+            weekday: tm.tm_wday as u32,
+        }
+    }
+
+    fn log(&self, line: &str) {
+        let mut err = io::stderr().lock();
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        // A log that cannot be written (closed stderr) must not take the server down.
+        let _ = err.write_all(&buf);
+    }
+
+    fn current_dir(&self) -> io::Result<PathBuf> {
+        std::env::current_dir()
+    }
+
+    fn set_current_dir(&self, dir: &Path) -> io::Result<()> {
+        std::env::set_current_dir(dir)
+    }
+
+    fn env_var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}

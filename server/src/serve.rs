@@ -1,0 +1,252 @@
+//! `wsgilab serve` in one process, as uWSGI runs without `--master` and with one process: print
+//! the banner, bind the socket, start the interpreter, import the app, then serve.
+//!
+//! Every step reports through the process seam's log exactly what uWSGI prints for it, and on a
+//! failure adds wsgilab's `hint:` lines.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, Protocol};
+use crate::hints;
+use crate::http::Limits;
+use crate::log::banner_head;
+use crate::net::{Listener, Net};
+use crate::procs::Procs;
+use crate::python::{AppSource, InterpreterSetup, Python};
+use crate::worker::{Worker, WorkerSettings};
+
+/// uWSGI's exit status when `--need-app` finds no app.
+pub const EXIT_NO_APP: i32 = 22;
+
+/// A server that is ready to accept: the socket is bound and the app imported (or not).
+pub struct Prepared<L, A> {
+    pub listener: L,
+    pub app: Option<A>,
+    pub settings: WorkerSettings,
+}
+
+/// Everything up to the first accept. `Err(status)` is the exit status after a fatal problem,
+/// already explained in the log.
+pub fn prepare<N: Net, P: Procs, Y: Python>(
+    config: &Config,
+    net: &N,
+    procs: &P,
+    python: &mut Y,
+) -> Result<Prepared<N::Listener, Y::App>, i32> {
+    let system = procs.system();
+    let cwd = procs.current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    for line in banner_head(procs, &system, &cwd.display().to_string()) {
+        procs.log(&line);
+    }
+    let Some(socket) = config.sockets.first() else {
+        procs.log("The -s/--socket option is missing and stdin is not a socket.");
+        procs.log(&format!(
+            "hint: tell wsgilab where to listen and what to serve, e.g. wsgilab serve --http-socket :8000 --module {}",
+            if config.module_and_callable().is_some() || config.wsgi_file.is_some() { "<as you did>" } else { "mysite.wsgi" }
+        ));
+        return Err(1);
+    };
+    if config.sockets.len() > 1 {
+        procs.log(&format!(
+            "wsgilab: only one socket can be served for now; {} more were given ({}). Keep one.",
+            config.sockets.len() - 1,
+            config.sockets[1..].iter().map(|s| s.spec.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        return Err(1);
+    }
+    if socket.protocol == Protocol::Uwsgi {
+        procs.log(&format!(
+            "wsgilab: the uwsgi binary protocol ({}) is not served yet; use --http-socket {} (nginx: proxy_pass instead of uwsgi_pass)",
+            socket.spec, socket.spec
+        ));
+        return Err(1);
+    }
+    if config.listen > system.somaxconn {
+        procs.log(&format!(
+            "Listen queue size is greater than the system max net.core.somaxconn ({}).",
+            system.somaxconn
+        ));
+        procs.log(&format!(
+            "hint: use --listen {} or less, or raise the limit: sysctl -w net.core.somaxconn={}",
+            system.somaxconn, config.listen
+        ));
+        return Err(1);
+    }
+    if let Some(dir) = &config.chdir {
+        if let Err(e) = procs.set_current_dir(dir) {
+            procs.log(&format!("chdir(): {} [core/uwsgi.c line 2094]", os_error_text(&e)));
+            procs.log(&format!("hint: --chdir {}: {e}", dir.display()));
+            return Err(1);
+        }
+    }
+    let cwd = procs.current_dir().unwrap_or(cwd);
+    let listener = match net.bind(socket.addr, config.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            log_bind_error(procs, &socket.spec, socket.addr, &e);
+            return Err(1);
+        }
+    };
+    procs.log(&format!(
+        "uwsgi socket 0 bound to TCP address {} fd {}",
+        display_addr(&listener, &socket.spec),
+        listener.fd()
+    ));
+
+    let setup = InterpreterSetup {
+        virtualenv: config.virtualenv.clone(),
+        pythonpath: config.pythonpath.clone(),
+    };
+    let info = match python.start(&setup) {
+        Ok(info) => info,
+        Err(failure) => {
+            for line in &failure.lines {
+                procs.log(line);
+            }
+            for line in hints::for_start_failure(procs, &failure, &cwd) {
+                procs.log(&line);
+            }
+            return Err(1);
+        }
+    };
+    if let Some(venv) = &config.virtualenv {
+        procs.log(&format!("Set PythonHome to {}", venv.display()));
+    }
+    procs.log(&format!("Python version: {}", info.version));
+    procs.log(&format!("Python main interpreter initialized at {:#x}", info.address));
+    procs.log("python threads support enabled");
+    procs.log(&format!("your server socket listen backlog is limited to {} connections", config.listen));
+    procs.log(&format!(
+        "your mercy for graceful operations on workers is {} seconds",
+        config.worker_reload_mercy
+    ));
+    procs.log("*** Operational MODE: single process ***");
+
+    let source = match (config.module_and_callable(), &config.wsgi_file) {
+        (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
+        (None, Some(path)) => Some(AppSource::File { path: path.clone(), callable: config.callable.clone() }),
+        (None, None) => None,
+    };
+    let app = match &source {
+        None => {
+            procs.log("*** no app loaded. going in full dynamic mode ***");
+            procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
+            if config.need_app {
+                procs.log("*** no app loaded. GAME OVER ***");
+                return Err(EXIT_NO_APP);
+            }
+            None
+        }
+        Some(source) => {
+            let started = procs.unix_time();
+            match python.load_app(source) {
+                Ok(app) => {
+                    procs.log(&format!(
+                        "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter {:#x} pid: {} (default app)",
+                        procs.unix_time().saturating_sub(started),
+                        info.address,
+                        procs.pid()
+                    ));
+                    Some(app)
+                }
+                Err(failure) => {
+                    for line in &failure.traceback {
+                        procs.log(line);
+                    }
+                    procs.log("unable to load app 0 (mountpoint='') (callable not found or import error)");
+                    if config.need_app {
+                        procs.log("*** no app loaded. GAME OVER ***");
+                    } else {
+                        procs.log("*** no app loaded. going in full dynamic mode ***");
+                    }
+                    for line in hints::for_load_failure(procs, &failure, source, &cwd, config.virtualenv.as_deref()) {
+                        procs.log(&line);
+                    }
+                    if config.need_app {
+                        return Err(EXIT_NO_APP);
+                    }
+                    procs.log("wsgilab: serving anyway: every request will get 500 Internal Server Error until the app loads (uWSGI does the same; --need-app makes it exit)");
+                    None
+                }
+            }
+        }
+    };
+    procs.log("*** uWSGI is running in multiple interpreter mode ***");
+    procs.log(&format!("spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)", procs.pid()));
+
+    let settings = WorkerSettings {
+        limits: Limits {
+            max_head: config.buffer_size,
+            max_body: (config.limit_post > 0).then_some(config.limit_post),
+        },
+        keep_alive: socket.protocol == Protocol::Http11,
+        socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
+        disable_logging: config.disable_logging,
+        multithread: false,
+        multiprocess: false,
+    };
+    Ok(Prepared { listener, app, settings })
+}
+
+/// Serves until the listener fails; the exit status.
+pub async fn serve<L, P, A>(prepared: &Prepared<L, A>, procs: &P) -> i32
+where
+    L: Listener,
+    L::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    P: Procs,
+    A: crate::python::App,
+{
+    let worker = Worker::new(procs, prepared.app.as_ref(), prepared.settings.clone());
+    match worker.run(&prepared.listener).await {
+        Ok(()) => 0,
+        Err(e) => {
+            procs.log(&format!("accept(): {e}"));
+            1
+        }
+    }
+}
+
+fn log_bind_error(procs: &impl Procs, spec: &str, addr: std::net::SocketAddr, e: &io::Error) {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            procs.log(&format!("probably another instance of uWSGI is running on the same address ({addr})."));
+            procs.log("bind(): Address already in use [core/socket.c line 769]");
+            procs.log(&format!(
+                "hint: something already listens on {addr}: stop it (ss -ltnp 'sport = :{}' shows who), or pick another port",
+                addr.port()
+            ));
+        }
+        io::ErrorKind::PermissionDenied => {
+            procs.log("bind(): Permission denied [core/socket.c line 769]");
+            procs.log(&format!(
+                "hint: ports below 1024 need root (or CAP_NET_BIND_SERVICE); use a port such as {} and put nginx in front",
+                if addr.port() == 80 { 8000 } else { 8000 + addr.port() }
+            ));
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            procs.log(&format!("bind(): {} [core/socket.c line 769]", os_error_text(e)));
+            procs.log(&format!("hint: {spec}: this machine has no such address; use :PORT for every interface or 127.0.0.1:PORT"));
+        }
+        _ => procs.log(&format!("bind(): {} [core/socket.c line 769]", os_error_text(e))),
+    }
+}
+
+/// The C library's text for an error (`Address already in use`), without Rust's decoration.
+fn os_error_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn display_addr(listener: &impl Listener, spec: &str) -> String {
+    match listener.local_addr() {
+        // uWSGI prints the address as typed (`:8000`), with the port resolved.
+        Ok(addr) if spec.starts_with(':') => format!(":{}", addr.port()),
+        Ok(addr) => addr.to_string(),
+        Err(_) => spec.to_string(),
+    }
+}

@@ -1,0 +1,702 @@
+//! A worker: accepts connections from the shared listening socket and serves them one request
+//! at a time — read and parse, build the environ, call the app, write the response — then logs
+//! the request as uWSGI does.
+//!
+//! Written against the seams only, so the same code serves real sockets with CPython and the
+//! simulated network with the modelled app.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{timeout, Instant};
+
+use crate::http::{BodyFraming, Event, HttpError, Limits, RequestHead, RequestParser};
+use crate::log::RequestLog;
+use crate::net::Listener;
+use crate::procs::Procs;
+use crate::python::{App, AppError, AppResponse, ResponsePart, WsgiRequest};
+use crate::wsgi::{build_request, ConnectionInfo};
+
+/// How a worker speaks HTTP, from the command line.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub limits: Limits,
+    /// `--http11-socket`: keep connections alive. `--http-socket` closes after each response,
+    /// as uWSGI's does.
+    pub keep_alive: bool,
+    /// `--socket-timeout`: the longest a read or a write may wait for the client.
+    pub socket_timeout: Duration,
+    pub disable_logging: bool,
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+/// One worker's state: its app (if the import succeeded) and its request counters.
+pub struct Worker<'a, P: Procs, A: App> {
+    procs: &'a P,
+    app: Option<&'a A>,
+    settings: WorkerSettings,
+    pid: u32,
+    requests: Cell<u64>,
+}
+
+/// The status, headers and framing of a response about to be written.
+struct ResponseHead {
+    status_code: u16,
+    bytes: Vec<u8>,
+    header_count: usize,
+    framing: ResponseFraming,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResponseFraming {
+    /// HEAD, 1xx, 204, 304: no body whatever the app yields.
+    NoBody,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 or a closing connection without a length: the close ends the body.
+    UntilClose,
+}
+
+/// What a finished request reports to the log.
+struct Outcome {
+    status: u16,
+    body_bytes: u64,
+    headers: usize,
+    header_bytes: usize,
+    switches: u64,
+    keep_alive: bool,
+}
+
+impl Outcome {
+    fn nothing_sent(status: u16) -> Self {
+        Outcome { status, body_bytes: 0, headers: 0, header_bytes: 0, switches: 0, keep_alive: false }
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl<'a, P: Procs, A: App> Worker<'a, P, A> {
+    pub fn new(procs: &'a P, app: Option<&'a A>, settings: WorkerSettings) -> Self {
+        Worker { procs, app, pid: procs.pid(), settings, requests: Cell::new(0) }
+    }
+
+    /// Accepts and serves connections until the listener fails for good.
+    pub async fn run<L>(&self, listener: &L) -> io::Result<()>
+    where
+        L: Listener,
+        L::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    {
+        let local = listener.local_addr()?;
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => self.serve_connection(stream, peer, local).await,
+                Err(e) if is_transient_accept_error(&e) => {
+                    self.procs.log(&format!("accept(): {e} [wsgilab worker]"));
+                    // Out of file descriptors or a connection reset while queued: let the
+                    // moment pass instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Serves every request of one connection, in order, then closes it.
+    pub async fn serve_connection<S>(&self, mut stream: S, peer: SocketAddr, local: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    {
+        let conn = ConnectionInfo {
+            peer,
+            local,
+            multithread: self.settings.multithread,
+            multiprocess: self.settings.multiprocess,
+        };
+        let mut parser = RequestParser::new(self.settings.limits.clone());
+        let mut eof = false;
+        loop {
+            let head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
+                Ok(Some(head)) => head,
+                Ok(None) => break,
+                Err(ReadFailure::Http(e)) => {
+                    self.reject(&mut stream, &e, &conn).await;
+                    break;
+                }
+                Err(ReadFailure::Io) => break,
+            };
+            let started = Instant::now();
+            if head.expect_continue && !matches!(head.framing, BodyFraming::Empty) {
+                let sent = self.write_all(&mut stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"]).await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+            let body = match self.read_body(&mut stream, &mut parser, &mut eof).await {
+                Ok(body) => body,
+                Err(ReadFailure::Http(e)) => {
+                    self.reject(&mut stream, &e, &conn).await;
+                    break;
+                }
+                Err(ReadFailure::Io) => break,
+            };
+            let request = build_request(&head, body, &conn);
+            let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
+            let keep_alive = self.settings.keep_alive && head.keep_alive;
+            let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
+            self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
+            if !outcome.keep_alive {
+                break;
+            }
+        }
+        close_gracefully(&mut stream, eof).await;
+    }
+
+    async fn next_head<S>(
+        &self,
+        stream: &mut S,
+        parser: &mut RequestParser,
+        eof: &mut bool,
+    ) -> Result<Option<RequestHead>, ReadFailure>
+    where
+        S: tokio::io::AsyncRead + Unpin,
+    {
+        loop {
+            match parser.next_event() {
+                Ok(Some(Event::Head(head))) => return Ok(Some(head)),
+                Ok(Some(_)) => return Err(ReadFailure::Http(HttpError::Malformed("body before head".into()))),
+                Ok(None) if *eof => {
+                    return match parser.eof() {
+                        Ok(()) => Ok(None),
+                        // The client gave up mid-request: nobody is left to answer.
+                        Err(_) => Err(ReadFailure::Io),
+                    }
+                }
+                Ok(None) => {
+                    let between = parser.is_between_requests();
+                    match self.read_more(stream, parser).await {
+                        Ok(0) => *eof = true,
+                        Ok(_) => {}
+                        // An idle keep-alive connection timing out is a normal end.
+                        Err(_) if between => return Ok(None),
+                        Err(_) => return Err(ReadFailure::Io),
+                    }
+                }
+                Err(e) => return Err(ReadFailure::Http(e)),
+            }
+        }
+    }
+
+    async fn read_body<S>(
+        &self,
+        stream: &mut S,
+        parser: &mut RequestParser,
+        eof: &mut bool,
+    ) -> Result<Bytes, ReadFailure>
+    where
+        S: tokio::io::AsyncRead + Unpin,
+    {
+        let mut body = BytesMut::new();
+        loop {
+            match parser.next_event() {
+                Ok(Some(Event::Body(chunk))) => {
+                    if body.is_empty() {
+                        body = BytesMut::from(chunk.as_ref());
+                    } else {
+                        body.extend_from_slice(&chunk);
+                    }
+                }
+                Ok(Some(Event::End { .. })) => return Ok(body.freeze()),
+                Ok(Some(Event::Head(_))) => return Err(ReadFailure::Http(HttpError::Malformed("head inside body".into()))),
+                Ok(None) if *eof => return Err(ReadFailure::Io),
+                Ok(None) => match self.read_more(stream, parser).await {
+                    Ok(0) => *eof = true,
+                    Ok(_) => {}
+                    Err(_) => return Err(ReadFailure::Io),
+                },
+                Err(e) => return Err(ReadFailure::Http(e)),
+            }
+        }
+    }
+
+    async fn read_more<S>(&self, stream: &mut S, parser: &mut RequestParser) -> io::Result<usize>
+    where
+        S: tokio::io::AsyncRead + Unpin,
+    {
+        let buf = parser.buffer_mut();
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        match timeout(self.settings.socket_timeout, stream.read_buf(buf)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Answers a request the parser refused, then the connection closes.
+    async fn reject<S>(&self, stream: &mut S, error: &HttpError, conn: &ConnectionInfo)
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let status = error.status();
+        let reason = error.reason_phrase();
+        match error {
+            HttpError::HeadTooLarge => self.procs.log(&format!(
+                "invalid HTTP request size (max {})...skip",
+                self.settings.limits.max_head
+            )),
+            _ => {}
+        }
+        self.procs.log(&format!(
+            "wsgilab: {} from {}: {error}; answered {status} {reason} and closed the connection{}",
+            if status == 431 { "request head too large" } else { "bad request" },
+            conn.peer.ip(),
+            match error {
+                HttpError::HeadTooLarge => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
+                HttpError::BodyTooLarge => " (raise --limit-post to accept it)",
+                _ => "",
+            }
+        ));
+        let body = format!("{status} {reason}\n");
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = self.write_all(stream, &[head.as_bytes(), body.as_bytes()]).await;
+    }
+
+    /// Calls the app and writes what it returns.
+    async fn respond<S>(&self, stream: &mut S, head: &RequestHead, request: WsgiRequest, keep_alive: bool) -> Outcome
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let Some(app) = self.app else {
+            self.procs.log("--- no python application found, check your startup logs for errors ---");
+            return self.internal_error(stream, "Internal Server Error").await;
+        };
+        self.requests.set(self.requests.get() + 1);
+        let mut response = match app.call(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                self.log_traceback(&error);
+                return self.app_failed(stream).await;
+            }
+        };
+        let outcome = self.write_response(stream, head, &mut response, keep_alive).await;
+        if let Err(error) = response.close() {
+            self.log_traceback(&error);
+        }
+        outcome
+    }
+
+    async fn write_response<S, R>(
+        &self,
+        stream: &mut S,
+        head: &RequestHead,
+        response: &mut R,
+        keep_alive: bool,
+    ) -> Outcome
+    where
+        S: AsyncWrite + Unpin,
+        R: AppResponse,
+    {
+        let (status, headers) = match response.next_part().await {
+            Ok(Some(ResponsePart::Head { status, headers })) => (status, headers),
+            Ok(other) => {
+                self.procs.log(&format!(
+                    "wsgilab: the app's response did not start with start_response() (got {other:?})"
+                ));
+                return self.app_failed(stream).await;
+            }
+            Err(error) => {
+                self.log_traceback(&error);
+                return self.app_failed(stream).await;
+            }
+        };
+        // The first chunk goes out with the head, in one write.
+        let mut next = match response.next_part().await {
+            Ok(part) => part,
+            Err(error) => {
+                self.log_traceback(&error);
+                return self.app_failed(stream).await;
+            }
+        };
+        // A body of exactly one chunk gets a Content-Length instead of chunked framing.
+        let mut single_chunk_length = None;
+        if let Some(ResponsePart::Chunk(chunk)) = &next {
+            if response.is_exhausted() {
+                single_chunk_length = Some(chunk.len() as u64);
+            }
+        } else if next.is_none() {
+            single_chunk_length = Some(0);
+        }
+        let mut out = match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
+            Ok(out) => out,
+            Err(problem) => {
+                self.procs.log(&format!("wsgilab: {problem}; answered 500 instead"));
+                return self.internal_error(stream, "Internal Server Error").await;
+            }
+        };
+        let mut outcome = Outcome {
+            status: out.status_code,
+            body_bytes: 0,
+            headers: out.header_count,
+            header_bytes: out.bytes.len(),
+            switches: 0,
+            keep_alive: matches!(out.framing, ResponseFraming::Length(_) | ResponseFraming::Chunked)
+                && keep_alive,
+        };
+        let mut head_bytes = Some(std::mem::take(&mut out.bytes));
+        let mut remaining = match out.framing {
+            ResponseFraming::Length(n) => n,
+            _ => u64::MAX,
+        };
+        loop {
+            let chunk = match next.take() {
+                Some(ResponsePart::Chunk(chunk)) => Some(chunk),
+                Some(ResponsePart::Head { .. }) => {
+                    self.procs.log("wsgilab: the app called start_response() again after its body started; closing the connection");
+                    outcome.keep_alive = false;
+                    break;
+                }
+                None => None,
+            };
+            let Some(chunk) = chunk else {
+                // The end of the body.
+                let trailer: &[u8] = if out.framing == ResponseFraming::Chunked { b"0\r\n\r\n" } else { b"" };
+                let head_part = head_bytes.take().unwrap_or_default();
+                if (!head_part.is_empty() || !trailer.is_empty())
+                    && self.write_all(stream, &[&head_part, trailer]).await.is_err()
+                {
+                    self.client_gone(head, "end of response");
+                    outcome.keep_alive = false;
+                }
+                if let ResponseFraming::Length(n) = out.framing {
+                    if remaining > 0 && remaining != u64::MAX {
+                        self.procs.log(&format!(
+                            "wsgilab: the app declared Content-Length: {n} but gave {} bytes; closing the connection so the client sees a short body",
+                            outcome.body_bytes
+                        ));
+                        outcome.keep_alive = false;
+                    }
+                }
+                break;
+            };
+            outcome.switches += 1;
+            let head_part = head_bytes.take().unwrap_or_default();
+            let written = match out.framing {
+                ResponseFraming::NoBody => {
+                    if head_part.is_empty() { Ok(()) } else { self.write_all(stream, &[&head_part]).await }
+                }
+                ResponseFraming::Length(n) => {
+                    let take = (chunk.len() as u64).min(remaining) as usize;
+                    remaining -= take as u64;
+                    outcome.body_bytes += take as u64;
+                    let result = self.write_all(stream, &[&head_part, &chunk[..take]]).await;
+                    if take < chunk.len() {
+                        self.procs.log(&format!(
+                            "wsgilab: the app gave more than its Content-Length: {n}; the rest was not sent and the connection closes"
+                        ));
+                        outcome.keep_alive = false;
+                        let _ = result;
+                        break;
+                    }
+                    result
+                }
+                ResponseFraming::Chunked => {
+                    outcome.body_bytes += chunk.len() as u64;
+                    let size = format!("{:x}\r\n", chunk.len());
+                    self.write_all(stream, &[&head_part, size.as_bytes(), &chunk, b"\r\n"]).await
+                }
+                ResponseFraming::UntilClose => {
+                    outcome.body_bytes += chunk.len() as u64;
+                    self.write_all(stream, &[&head_part, &chunk]).await
+                }
+            };
+            if written.is_err() {
+                self.client_gone(head, "body");
+                outcome.keep_alive = false;
+                break;
+            }
+            next = match response.next_part().await {
+                Ok(part) => part,
+                Err(error) => {
+                    self.log_traceback(&error);
+                    self.procs.log("wsgilab: the app failed after its response had started; the connection is closed so the client sees an incomplete response");
+                    outcome.keep_alive = false;
+                    break;
+                }
+            };
+        }
+        outcome
+    }
+
+    /// Validates what the app gave to start_response and serialises the head.
+    fn response_head(
+        &self,
+        request: &RequestHead,
+        status: &str,
+        headers: &[(String, String)],
+        keep_alive: bool,
+        single_chunk_length: Option<u64>,
+    ) -> Result<ResponseHead, String> {
+        let code = parse_status(status)
+            .ok_or_else(|| format!("the app's status {status:?} is not '<3 digits> <reason>'"))?;
+        let mut out = Vec::with_capacity(128 + headers.len() * 40);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut content_length = None;
+        let mut count = 0;
+        for (name, value) in headers {
+            if !is_token(name) {
+                return Err(format!("the app's response header name {name:?} is not a valid HTTP token"));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(format!(
+                    "the app's response header {name:?} contains CR, LF or NUL (header injection refused)"
+                ));
+            }
+            let lower = name.to_ascii_lowercase();
+            if HOP_BY_HOP.contains(&lower.as_str()) {
+                // PEP 3333: hop-by-hop headers are the server's business.
+                continue;
+            }
+            if lower == "content-length" {
+                let n = value.trim().parse::<u64>().map_err(|_| {
+                    format!("the app's Content-Length {value:?} is not a number")
+                })?;
+                if content_length.is_some_and(|m| m != n) {
+                    return Err("the app sent two different Content-Length headers".into());
+                }
+                if content_length.is_some() {
+                    continue;
+                }
+                content_length = Some(n);
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            count += 1;
+        }
+        let no_body = request.method == "HEAD" || (100..200).contains(&code) || code == 204 || code == 304;
+        let framing = if no_body {
+            ResponseFraming::NoBody
+        } else if let Some(n) = content_length {
+            ResponseFraming::Length(n)
+        } else if let Some(n) = single_chunk_length {
+            out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+            count += 1;
+            ResponseFraming::Length(n)
+        } else if keep_alive && request.minor_version >= 1 {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            count += 1;
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::UntilClose
+        };
+        let stays_open = keep_alive && framing != ResponseFraming::UntilClose;
+        if !stays_open {
+            out.extend_from_slice(b"Connection: close\r\n");
+            count += 1;
+        } else if request.minor_version == 0 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+            count += 1;
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(ResponseHead { status_code: code, bytes: out, header_count: count, framing })
+    }
+
+    /// The app raised before its response started: uWSGI closes without a word; wsgilab answers
+    /// 500 and says so.
+    async fn app_failed<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> Outcome {
+        self.procs.log(
+            "wsgilab: answered 500 Internal Server Error (uWSGI would have closed the connection without a response)",
+        );
+        self.internal_error(stream, "Internal Server Error").await
+    }
+
+    async fn internal_error<S: AsyncWrite + Unpin>(&self, stream: &mut S, body: &str) -> Outcome {
+        let head = format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut outcome = Outcome::nothing_sent(500);
+        if self.write_all(stream, &[head.as_bytes(), body.as_bytes()]).await.is_ok() {
+            outcome.body_bytes = body.len() as u64;
+            outcome.headers = 3;
+            outcome.header_bytes = head.len();
+        }
+        outcome
+    }
+
+    fn log_traceback(&self, error: &AppError) {
+        for line in &error.traceback {
+            self.procs.log(line);
+        }
+    }
+
+    fn client_gone(&self, head: &RequestHead, during: &str) {
+        self.procs.log(&format!(
+            "wsgilab_response_write(): the client went away (write failed or timed out after --socket-timeout {}s) during {} {} ({during})",
+            self.settings.socket_timeout.as_secs(),
+            head.method,
+            head.target,
+        ));
+    }
+
+    fn log_request(
+        &self,
+        head: &RequestHead,
+        conn: &ConnectionInfo,
+        vars: usize,
+        vars_bytes: usize,
+        outcome: &Outcome,
+        started: Instant,
+    ) {
+        if self.settings.disable_logging {
+            return;
+        }
+        let entry = RequestLog {
+            pid: self.pid,
+            app_requests: self.app.map(|_| self.requests.get()),
+            total_requests: self.requests.get(),
+            remote_addr: conn.peer.ip().to_string(),
+            vars,
+            vars_bytes,
+            ctime: self.procs.now_ctime(),
+            method: &head.method,
+            uri: &head.target,
+            body_bytes: outcome.body_bytes,
+            msecs: started.elapsed().as_millis(),
+            protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+            status: outcome.status,
+            headers: outcome.headers,
+            header_bytes: outcome.header_bytes,
+            switches: outcome.switches,
+            core: 0,
+        };
+        self.procs.log(&entry.line());
+    }
+
+    /// Writes every slice, bounded by `--socket-timeout`.
+    async fn write_all<S: AsyncWrite + Unpin>(&self, stream: &mut S, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let write = async {
+            // Small parts are gathered into one buffer: one syscall, one segment.
+            if total <= 16 * 1024 || parts.len() == 1 {
+                if parts.len() == 1 {
+                    stream.write_all(parts[0]).await?;
+                } else {
+                    let mut buf = Vec::with_capacity(total);
+                    for p in parts {
+                        buf.extend_from_slice(p);
+                    }
+                    stream.write_all(&buf).await?;
+                }
+            } else {
+                for p in parts.iter().filter(|p| !p.is_empty()) {
+                    stream.write_all(p).await?;
+                }
+            }
+            stream.flush().await
+        };
+        match timeout(self.settings.socket_timeout, write).await {
+            Ok(result) => result,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+enum ReadFailure {
+    /// The request is malformed or over a limit: answer it.
+    Http(HttpError),
+    /// The client went away or timed out: nobody to answer.
+    Io,
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+    ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
+}
+
+/// Closes our side, then reads what the client still sends for a moment: closing with unread
+/// bytes makes the kernel send RST, which can destroy the response the client has not read yet.
+async fn close_gracefully<S>(stream: &mut S, eof: bool)
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = stream.shutdown().await;
+    if eof {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0usize;
+        while let Ok(n) = stream.read(&mut sink).await {
+            total += n;
+            if n == 0 || total > 256 * 1024 {
+                break;
+            }
+        }
+    };
+    let _ = timeout(Duration::from_millis(500), drain).await;
+}
+
+/// `"200 OK"` → 200. The reason phrase may be empty but the space is required (PEP 3333).
+fn parse_status(status: &str) -> Option<u16> {
+    let bytes = status.as_bytes();
+    if bytes.len() < 4 || bytes[3] != b' ' || !bytes[..3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return None;
+    }
+    let code: u16 = status[..3].parse().ok()?;
+    (100..=999).contains(&code).then_some(code)
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK"), Some(200));
+        assert_eq!(parse_status("404 "), Some(404));
+        assert_eq!(parse_status("200"), None);
+        assert_eq!(parse_status("20x OK"), None);
+        assert_eq!(parse_status("200 OK\r\nX: y"), None);
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("Content-Type"));
+        assert!(!is_token("Bad Name"));
+        assert!(!is_token("X:y"));
+        assert!(!is_token(""));
+    }
+}
