@@ -356,8 +356,7 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             headers: out.header_count,
             header_bytes: out.bytes.len(),
             switches: 0,
-            keep_alive: matches!(out.framing, ResponseFraming::Length(_) | ResponseFraming::Chunked)
-                && keep_alive,
+            keep_alive: keep_alive && out.framing != ResponseFraming::UntilClose,
         };
         let mut head_bytes = Some(std::mem::take(&mut out.bytes));
         let mut remaining = match out.framing {

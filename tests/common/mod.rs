@@ -232,3 +232,5 @@ impl Drop for DirLock {
         std::fs::remove_dir_all(&self.dir).ok();
     }
 }
+
+pub mod server;
