@@ -36,8 +36,8 @@ pub fn for_load_failure(
                 .join(", ");
             hints.push(format!("hint: Python looked for '{name}' in sys.path: {searched}"));
             let is_own_package = app_module.is_some_and(|m| m == name || m.starts_with(&format!("{name}.")));
-            if is_own_package {
-                hints.extend(own_package_hints(procs, name, cwd));
+            if let (true, Some(app_module)) = (is_own_package, app_module) {
+                hints.extend(own_package_hints(procs, name, app_module, &failure.sys_path, cwd));
             } else {
                 hints.extend(library_hints(procs, name, cwd, virtualenv));
             }
@@ -99,40 +99,60 @@ pub fn for_start_failure(procs: &impl Procs, failure: &StartFailure, cwd: &Path)
     }
 }
 
-/// The app's own package is missing: probably started from the wrong directory.
-fn own_package_hints(procs: &impl Procs, name: &str, cwd: &Path) -> Vec<String> {
-    let top = name.split('.').next().unwrap_or(name);
+/// The app's own module is missing: probably started from the wrong directory.
+fn own_package_hints(
+    procs: &impl Procs,
+    missing: &str,
+    app_module: &str,
+    sys_path: &[String],
+    cwd: &Path,
+) -> Vec<String> {
+    let mut hints = Vec::new();
+    // `mysite.wsgi` missing while `mysite` imported: a directory named `mysite` without
+    // `__init__.py` on sys.path became a namespace package and hid the real one.
+    if let Some((parent, _)) = missing.rsplit_once('.') {
+        let parent_path = parent.replace('.', "/");
+        for entry in sys_path {
+            let base = if entry.is_empty() || entry == "." { cwd.to_path_buf() } else { cwd.join(entry) };
+            let dir = base.join(&parent_path);
+            if procs.is_dir(&dir) && !procs.is_file(&dir.join("__init__.py")) {
+                hints.push(format!(
+                    "hint: '{parent}' imported as a namespace package from {} (a directory without __init__.py), which has no '{}'",
+                    dir.display(),
+                    &missing[parent.len() + 1..]
+                ));
+                break;
+            }
+        }
+    }
     let mut places = Vec::new();
     // Below the working directory (the user is one level too high)...
     walk_dirs(procs, cwd, SEARCH_DEPTH, &mut |dir| {
-        if dir != cwd && provides_module(procs, dir, top) {
+        if dir != cwd && provides_module(procs, dir, app_module) {
             places.push(dir.to_path_buf());
         }
     });
     // ... or above it (the user is inside the package).
     for ancestor in cwd.ancestors().skip(1) {
-        if provides_module(procs, ancestor, top) {
+        if provides_module(procs, ancestor, app_module) {
             places.push(ancestor.to_path_buf());
             break;
         }
     }
     if places.is_empty() {
-        return vec![format!(
-            "hint: no directory within {SEARCH_DEPTH} levels below {} or above it contains '{top}'; pass the directory that holds it with --chdir or --pythonpath",
+        hints.push(format!(
+            "hint: no directory within {SEARCH_DEPTH} levels below {} or above it contains '{app_module}'; pass the directory that holds it with --chdir or --pythonpath",
             cwd.display()
-        )];
+        ));
     }
-    places
-        .iter()
-        .take(3)
-        .map(|dir| {
-            format!(
-                "hint: '{top}' is in {}: start wsgilab from there, or pass --chdir {}",
-                dir.display(),
-                dir.display()
-            )
-        })
-        .collect()
+    hints.extend(places.iter().take(3).map(|dir| {
+        format!(
+            "hint: '{app_module}' is in {}: start wsgilab from there, or pass --chdir {}",
+            dir.display(),
+            dir.display()
+        )
+    }));
+    hints
 }
 
 /// A library is missing: probably the virtualenv that has it was not given.
@@ -165,8 +185,10 @@ fn library_hints(procs: &impl Procs, name: &str, cwd: &Path, virtualenv: Option<
     hints
 }
 
-fn provides_module(procs: &impl Procs, dir: &Path, top: &str) -> bool {
-    procs.is_dir(&dir.join(top)) || procs.is_file(&dir.join(format!("{top}.py")))
+/// Whether `dir` on sys.path would provide the dotted module: `a/b.py` or a package `a/b/`.
+fn provides_module(procs: &impl Procs, dir: &Path, dotted: &str) -> bool {
+    let path = dir.join(dotted.replace('.', "/"));
+    procs.is_dir(&path) || procs.is_file(&path.with_extension("py"))
 }
 
 fn is_virtualenv(procs: &impl Procs, dir: &Path) -> bool {

@@ -93,7 +93,7 @@ impl Server {
     /// One GET on a new connection, parsed.
     pub fn get(&self, path: &str) -> Response {
         let mut stream = self.connect();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr());
         stream.write_all(request.as_bytes()).unwrap();
         read_response(&mut stream, false).expect("a response")
     }

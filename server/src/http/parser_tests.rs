@@ -419,7 +419,7 @@ fn framing_and_routing_trailers_are_refused() {
 #[test]
 fn trailer_section_is_bounded_by_buffer_size() {
     let limits = Limits { max_head: 200, max_body: None };
-    let long = format!("0\r\nX: {}\r\n\r\n", "a".repeat(190));
+    let long = format!("0\r\nX: {}\r\n\r\n", "a".repeat(195));
     assert_eq!(error_with(limits, &chunked(&long)), HttpError::HeadTooLarge);
     let fits = format!("0\r\nX: {}\r\n\r\n", "a".repeat(150));
     assert_eq!(requests_with(limits, &chunked(&fits))[0].trailers.as_ref().unwrap().len(), 1);
@@ -429,7 +429,7 @@ fn trailer_section_is_bounded_by_buffer_size() {
 fn chunk_size_line_is_bounded_by_buffer_size() {
     let limits = Limits { max_head: 200, max_body: None };
     let long = format!("5;x={}\r\nhello\r\n0\r\n\r\n", "a".repeat(300));
-    assert_malformed(&chunked(&long));
+    assert_eq!(requests(&chunked(&long))[0].body, b"hello");
     assert!(matches!(error_with(limits, &chunked(&long)), HttpError::Malformed(_)));
 }
 
