@@ -9,6 +9,9 @@ fn main() {
     if let Some(executable) = config.executable() {
         println!("cargo:rustc-env=WSGILAB_PYTHON_EXECUTABLE={executable}");
     }
-    println!("cargo:rustc-env=WSGILAB_PYTHON_VERSION={}", config.version());
+    println!(
+        "cargo:rustc-env=WSGILAB_PYTHON_VERSION={}",
+        config.version()
+    );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -9,7 +9,10 @@ fn main() {
     if let Some(executable) = config.executable() {
         println!("cargo:rustc-env=WSGILAB_PYTHON_EXECUTABLE={executable}");
     }
-    println!("cargo:rustc-env=WSGILAB_PYTHON_VERSION={}", config.version());
+    println!(
+        "cargo:rustc-env=WSGILAB_PYTHON_VERSION={}",
+        config.version()
+    );
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = std::process::Command::new(rustc)
         .arg("--version")

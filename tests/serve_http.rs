@@ -19,8 +19,14 @@ fn start(extra: &[&str]) -> Server {
 /// No route may trip wsgiref's validator or leak a Python warning.
 fn assert_valid(server: &Server) {
     let log = server.log();
-    assert!(!log.contains("AssertionError"), "validator complained:\n{log}");
-    assert!(!log.contains("Warning"), "a Python warning was raised:\n{log}");
+    assert!(
+        !log.contains("AssertionError"),
+        "validator complained:\n{log}"
+    );
+    assert!(
+        !log.contains("Warning"),
+        "a Python warning was raised:\n{log}"
+    );
 }
 
 fn echo(server: &Server, request: &[u8]) -> Value {
@@ -39,10 +45,16 @@ fn hello_world_and_its_log_line() {
     assert_eq!(response.text(), "Hello, World!");
     assert_eq!(response.header("content-length"), Some("13"));
     let log = server.wait_for_log("GET /hello");
-    let line = log.lines().find(|l| l.contains("GET /hello")).expect("request line");
+    let line = log
+        .lines()
+        .find(|l| l.contains("GET /hello"))
+        .expect("request line");
     assert!(line.starts_with("[pid: "), "{line}");
     assert!(line.contains("|app: 0|req: 1/1] 127.0.0.1 () {"), "{line}");
-    assert!(line.contains("GET /hello => generated 13 bytes in "), "{line}");
+    assert!(
+        line.contains("GET /hello => generated 13 bytes in "),
+        "{line}"
+    );
     assert!(line.contains("(HTTP/1.1 200) "), "{line}");
     assert_valid(&server);
 }
@@ -51,11 +63,15 @@ fn hello_world_and_its_log_line() {
 fn bodies_without_length_are_chunked_on_keep_alive() {
     let server = start(&[]);
     let mut stream = server.connect();
-    stream.write_all(b"GET /nolength HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /nolength HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let response = read_response(&mut stream, false).unwrap();
     assert!(response.chunked);
     assert_eq!(response.text(), "no length given");
-    stream.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let response = read_response(&mut stream, false).unwrap();
     assert!(response.chunked);
     assert_eq!(response.text(), "part 0;part 1;part 2;part 3;part 4;");
@@ -100,7 +116,10 @@ fn an_exception_before_the_body_is_a_500_with_the_traceback_in_the_log() {
     let log = server.wait_for_log("GET /raise =>");
     assert!(log.contains("Traceback (most recent call last):"), "{log}");
     assert!(log.contains("RuntimeError: boom from the app"), "{log}");
-    assert!(log.contains("uWSGI would have closed the connection without a response"), "{log}");
+    assert!(
+        log.contains("uWSGI would have closed the connection without a response"),
+        "{log}"
+    );
     assert!(log.contains("GET /raise => generated 21 bytes"), "{log}");
 }
 
@@ -111,7 +130,10 @@ fn an_exception_mid_body_cuts_the_response_short() {
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("first chunk;"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "the chunked body must not look complete: {text:?}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the chunked body must not look complete: {text:?}"
+    );
     server.wait_for_log("RuntimeError: boom in the middle");
 }
 
@@ -129,7 +151,9 @@ fn header_injection_by_the_app_is_refused() {
 fn head_requests_get_headers_only() {
     let server = start(&[]);
     let mut stream = server.connect();
-    stream.write_all(b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .write_all(b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let head = read_response(&mut stream, true).unwrap();
     assert_eq!(head.header("content-length"), Some("13"));
     // The next response starts right after the head: no body bytes were sent.
@@ -146,7 +170,10 @@ fn environ_is_complete_and_typed() {
     );
     let env = &got["environ"];
     assert_eq!(env["REQUEST_METHOD"], "POST");
-    assert_eq!(env["PATH_INFO"], "/echo/caf\u{c3}\u{a9}/a b", "PEP 3333: bytes decoded as latin-1");
+    assert_eq!(
+        env["PATH_INFO"], "/echo/caf\u{c3}\u{a9}/a b",
+        "PEP 3333: bytes decoded as latin-1"
+    );
     assert_eq!(env["QUERY_STRING"], "x=1&y=%20");
     assert_eq!(env["REQUEST_URI"], "/echo/caf%C3%A9/a%20b?x=1&y=%20");
     assert_eq!(env["SCRIPT_NAME"], "");
@@ -160,7 +187,10 @@ fn environ_is_complete_and_typed() {
     assert_eq!(env["HTTP_X_MULTI"], "a, b");
     assert_eq!(env["HTTP_COOKIE"], "a=1; b=2");
     assert_eq!(env["wsgi.url_scheme"], "http");
-    assert!(env.get("HTTP_X_SNEAKY").is_none(), "headers with '_' are dropped");
+    assert!(
+        env.get("HTTP_X_SNEAKY").is_none(),
+        "headers with '_' are dropped"
+    );
     assert!(env.get("HTTP_CONTENT_LENGTH").is_none());
     assert_eq!(got["body"], "hello");
     let types = &got["types"];
@@ -178,7 +208,11 @@ fn environ_is_complete_and_typed() {
 fn wsgi_input_is_a_file_that_stops_at_the_body() {
     let server = start(&[]);
     let body = b"line one\nline two\nline three\nrest";
-    let mut request = format!("POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut request = format!(
+        "POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     request.extend_from_slice(body);
     // A second request right behind: wsgi.input must not read into it.
     request.extend_from_slice(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -186,8 +220,23 @@ fn wsgi_input_is_a_file_that_stops_at_the_body() {
     stream.write_all(&request).unwrap();
     let response = read_response(&mut stream, false).unwrap();
     let parts: Vec<String> = serde_json::from_slice(&response.body).unwrap();
-    assert_eq!(parts, ["line one\n", "lin", "e ", "two\n", "line three\n", "rest", "", ""]);
-    assert_eq!(read_response(&mut stream, false).unwrap().text(), "Hello, World!");
+    assert_eq!(
+        parts,
+        [
+            "line one\n",
+            "lin",
+            "e ",
+            "two\n",
+            "line three\n",
+            "rest",
+            "",
+            ""
+        ]
+    );
+    assert_eq!(
+        read_response(&mut stream, false).unwrap().text(),
+        "Hello, World!"
+    );
     assert_valid(&server);
 }
 
@@ -199,7 +248,10 @@ fn a_10_mb_upload_and_a_chunked_upload() {
     let head = format!("POST /size HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n");
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&vec![b'u'; size]).unwrap();
-    assert_eq!(read_response(&mut stream, false).unwrap().text(), size.to_string());
+    assert_eq!(
+        read_response(&mut stream, false).unwrap().text(),
+        size.to_string()
+    );
 
     let got = echo(
         &server,
@@ -215,7 +267,9 @@ fn expect_100_continue() {
     let server = start(&[]);
     let mut stream = server.connect();
     stream
-        .write_all(b"POST /size HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        .write_all(
+            b"POST /size HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
     let interim = read_response(&mut stream, false).unwrap();
     assert_eq!(interim.status, 100);
@@ -231,7 +285,9 @@ fn keep_alive_pipelining_and_half_close() {
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    let statuses: Vec<u16> = (0..3).map(|_| read_response(&mut stream, false).unwrap().status).collect();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| read_response(&mut stream, false).unwrap().status)
+        .collect();
     assert_eq!(statuses, [200, 404, 200]);
 
     // The client half-closes after sending: it still gets every response, then EOF.
@@ -240,13 +296,21 @@ fn keep_alive_pipelining_and_half_close() {
         .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(read_response(&mut stream, false).unwrap().text(), "Hello, World!");
-    assert_eq!(read_response(&mut stream, false).unwrap().text(), "part 0;part 1;part 2;part 3;part 4;");
+    assert_eq!(
+        read_response(&mut stream, false).unwrap().text(),
+        "Hello, World!"
+    );
+    assert_eq!(
+        read_response(&mut stream, false).unwrap().text(),
+        "part 0;part 1;part 2;part 3;part 4;"
+    );
     assert!(read_to_close(&mut stream).is_empty());
 
     // HTTP/1.0 keep-alive on request.
     let mut stream = server.connect();
-    stream.write_all(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let response = read_response(&mut stream, false).unwrap();
     assert_eq!(response.header("connection"), Some("keep-alive"));
     stream.write_all(b"GET /hello HTTP/1.0\r\n\r\n").unwrap();
@@ -259,7 +323,8 @@ fn keep_alive_pipelining_and_half_close() {
 #[test]
 fn http_socket_closes_after_each_response_like_uwsgi() {
     let server = Server::start_with(&apps_dir(), "--http-socket", &["--wsgi-file", "testapp.py"]);
-    let raw = server.exchange(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    let raw = server
+        .exchange(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     let text = String::from_utf8_lossy(&raw);
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{text}");
     assert!(text.contains("Connection: close"), "{text}");
@@ -276,7 +341,10 @@ fn the_iterable_is_always_closed() {
 #[test]
 fn limits_and_malformed_requests() {
     let server = start(&["--buffer-size", "1024", "--limit-post", "100"]);
-    let big_header = format!("GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
+    let big_header = format!(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("head over --buffer-size", big_header.into_bytes(), 431),
         (
@@ -305,11 +373,17 @@ fn limits_and_malformed_requests() {
     for (name, request, status) in cases {
         let raw = server.exchange(&request);
         let text = String::from_utf8_lossy(&raw);
-        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{name}: {text}");
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {text}"
+        );
         assert!(text.contains("Connection: close"), "{name}: {text}");
     }
     let log = server.wait_for_log("raise --limit-post");
-    assert!(log.contains("invalid HTTP request size (max 1024)...skip"), "{log}");
+    assert!(
+        log.contains("invalid HTTP request size (max 1024)...skip"),
+        "{log}"
+    );
     assert!(log.contains("raise --buffer-size"), "{log}");
     assert!(log.contains("raise --limit-post"), "{log}");
     // The server is still healthy.
@@ -322,7 +396,10 @@ fn sigint_stops_the_server() {
     assert_eq!(server.get("/hello").status, 200);
     let (status, log) = server.stop();
     assert_eq!(status, Some(0), "{log}");
-    assert!(log.contains("SIGINT received...killing workers..."), "{log}");
+    assert!(
+        log.contains("SIGINT received...killing workers..."),
+        "{log}"
+    );
 }
 
 #[test]
@@ -330,7 +407,10 @@ fn no_socket_behaves_like_uwsgi_and_says_what_to_add() {
     let (status, log) = run_to_exit(&apps_dir(), &[]);
     assert_eq!(status, Some(1), "{log}");
     assert!(log.contains("*** Starting wsgilab"), "{log}");
-    assert!(log.contains("The -s/--socket option is missing and stdin is not a socket."), "{log}");
+    assert!(
+        log.contains("The -s/--socket option is missing and stdin is not a socket."),
+        "{log}"
+    );
     assert!(log.contains("hint: tell wsgilab where to listen"), "{log}");
 }
 
@@ -340,7 +420,10 @@ fn a_bad_flag_is_one_line_and_status_1() {
     assert_eq!(status, Some(1));
     assert_eq!(log.trim().lines().count(), 1, "{log}");
     assert!(log.contains("--htp-socket"), "{log}");
-    let (status, log) = run_to_exit(&apps_dir(), &["--http-socket", ":8000", "--processes", "many"]);
+    let (status, log) = run_to_exit(
+        &apps_dir(),
+        &["--http-socket", ":8000", "--processes", "many"],
+    );
     assert_eq!(status, Some(1));
     assert!(log.contains("--processes") && log.contains("many"), "{log}");
 }
@@ -349,10 +432,25 @@ fn a_bad_flag_is_one_line_and_status_1() {
 fn need_app_exits_22_when_the_import_fails() {
     let port = common::free_port().to_string();
     let addr = format!("127.0.0.1:{port}");
-    let (status, log) = run_to_exit(&apps_dir(), &["--http-socket", &addr, "--module", "nosuchmodule", "--need-app"]);
+    let (status, log) = run_to_exit(
+        &apps_dir(),
+        &[
+            "--http-socket",
+            &addr,
+            "--module",
+            "nosuchmodule",
+            "--need-app",
+        ],
+    );
     assert_eq!(status, Some(22), "{log}");
-    assert!(log.contains("ModuleNotFoundError: No module named 'nosuchmodule'"), "{log}");
-    assert!(log.contains("unable to load app 0 (mountpoint='') (callable not found or import error)"), "{log}");
+    assert!(
+        log.contains("ModuleNotFoundError: No module named 'nosuchmodule'"),
+        "{log}"
+    );
+    assert!(
+        log.contains("unable to load app 0 (mountpoint='') (callable not found or import error)"),
+        "{log}"
+    );
     assert!(log.contains("*** no app loaded. GAME OVER ***"), "{log}");
 }
 
@@ -363,8 +461,14 @@ fn without_an_app_every_request_is_a_500() {
     assert_eq!(response.status, 500);
     assert_eq!(response.text(), "Internal Server Error");
     let log = server.wait_for_log("|app: -1|req: -1/");
-    assert!(log.contains("*** no app loaded. going in full dynamic mode ***"), "{log}");
-    assert!(log.contains("--- no python application found, check your startup logs for errors ---"), "{log}");
+    assert!(
+        log.contains("*** no app loaded. going in full dynamic mode ***"),
+        "{log}"
+    );
+    assert!(
+        log.contains("--- no python application found, check your startup logs for errors ---"),
+        "{log}"
+    );
     assert!(log.contains("|app: -1|req: -1/"), "{log}");
 }
 
@@ -372,8 +476,19 @@ fn without_an_app_every_request_is_a_500() {
 fn port_in_use_is_uwsgis_message_and_status_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (status, log) = run_to_exit(&apps_dir(), &["--http-socket", &addr, "--wsgi-file", "testapp.py"]);
+    let (status, log) = run_to_exit(
+        &apps_dir(),
+        &["--http-socket", &addr, "--wsgi-file", "testapp.py"],
+    );
     assert_eq!(status, Some(1), "{log}");
-    assert!(log.contains("bind(): Address already in use [core/socket.c line 769]"), "{log}");
-    assert!(log.contains(&format!("probably another instance of uWSGI is running on the same address ({addr}).")), "{log}");
+    assert!(
+        log.contains("bind(): Address already in use [core/socket.c line 769]"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "probably another instance of uWSGI is running on the same address ({addr})."
+        )),
+        "{log}"
+    );
 }

@@ -11,7 +11,13 @@ use crate::python::{AppSource, LoadFailure, LoadFailureCause, StartFailure, Star
 /// How far below the working directory the search for a package or a virtualenv goes.
 const SEARCH_DEPTH: usize = 3;
 /// Directory names never searched: caches, VCS data, and the insides of virtualenvs.
-const SKIPPED_DIRS: [&str; 5] = ["__pycache__", "node_modules", "site-packages", "target", "lib"];
+const SKIPPED_DIRS: [&str; 5] = [
+    "__pycache__",
+    "node_modules",
+    "site-packages",
+    "target",
+    "lib",
+];
 
 /// Hints for an app that failed to load.
 pub fn for_load_failure(
@@ -31,13 +37,28 @@ pub fn for_load_failure(
             let searched = failure
                 .sys_path
                 .iter()
-                .map(|p| if p == "." || p.is_empty() { format!("'{p}' (= {})", cwd.display()) } else { format!("'{p}'") })
+                .map(|p| {
+                    if p == "." || p.is_empty() {
+                        format!("'{p}' (= {})", cwd.display())
+                    } else {
+                        format!("'{p}'")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
-            hints.push(format!("hint: Python looked for '{name}' in sys.path: {searched}"));
-            let is_own_package = app_module.is_some_and(|m| m == name || m.starts_with(&format!("{name}.")));
+            hints.push(format!(
+                "hint: Python looked for '{name}' in sys.path: {searched}"
+            ));
+            let is_own_package =
+                app_module.is_some_and(|m| m == name || m.starts_with(&format!("{name}.")));
             if let (true, Some(app_module)) = (is_own_package, app_module) {
-                hints.extend(own_package_hints(procs, name, app_module, &failure.sys_path, cwd));
+                hints.extend(own_package_hints(
+                    procs,
+                    name,
+                    app_module,
+                    &failure.sys_path,
+                    cwd,
+                ));
             } else {
                 hints.extend(library_hints(procs, name, cwd, virtualenv));
             }
@@ -113,7 +134,11 @@ fn own_package_hints(
     if let Some((parent, _)) = missing.rsplit_once('.') {
         let parent_path = parent.replace('.', "/");
         for entry in sys_path {
-            let base = if entry.is_empty() || entry == "." { cwd.to_path_buf() } else { cwd.join(entry) };
+            let base = if entry.is_empty() || entry == "." {
+                cwd.to_path_buf()
+            } else {
+                cwd.join(entry)
+            };
             let dir = base.join(&parent_path);
             if procs.is_dir(&dir) && !procs.is_file(&dir.join("__init__.py")) {
                 hints.push(format!(
@@ -156,7 +181,12 @@ fn own_package_hints(
 }
 
 /// A library is missing: probably the virtualenv that has it was not given.
-fn library_hints(procs: &impl Procs, name: &str, cwd: &Path, virtualenv: Option<&Path>) -> Vec<String> {
+fn library_hints(
+    procs: &impl Procs,
+    name: &str,
+    cwd: &Path,
+    virtualenv: Option<&Path>,
+) -> Vec<String> {
     let top = name.split('.').next().unwrap_or(name);
     let mut hints = Vec::new();
     if let Some(venv) = virtualenv {
@@ -197,9 +227,14 @@ fn is_virtualenv(procs: &impl Procs, dir: &Path) -> bool {
 
 fn venv_has_package(procs: &impl Procs, venv: &Path, top: &str) -> bool {
     let lib = venv.join("lib");
-    procs.read_dir(&lib).unwrap_or_default().iter().any(|python| {
-        python.starts_with("python") && provides_module(procs, &lib.join(python).join("site-packages"), top)
-    })
+    procs
+        .read_dir(&lib)
+        .unwrap_or_default()
+        .iter()
+        .any(|python| {
+            python.starts_with("python")
+                && provides_module(procs, &lib.join(python).join("site-packages"), top)
+        })
 }
 
 /// Virtualenvs in and below the working directory, and beside each of its ancestors.

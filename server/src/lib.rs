@@ -13,5 +13,5 @@ pub mod net;
 pub mod procs;
 pub mod python;
 pub mod serve;
-pub mod wsgi;
 pub mod worker;
+pub mod wsgi;

@@ -9,7 +9,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The banner's opening lines, up to the sockets.
 pub fn banner_head(procs: &impl Procs, system: &SystemInfo, cwd: &str) -> Vec<String> {
     let mut lines = vec![
-        format!("*** Starting wsgilab {VERSION} (64bit) on [{}] ***", procs.now_ctime()),
+        format!(
+            "*** Starting wsgilab {VERSION} (64bit) on [{}] ***",
+            procs.now_ctime()
+        ),
         format!("compiled with version: {}", env!("WSGILAB_RUSTC_VERSION")),
         format!("os: {}", system.os),
         format!("nodename: {}", system.nodename),
@@ -21,14 +24,21 @@ pub fn banner_head(procs: &impl Procs, system: &SystemInfo, cwd: &str) -> Vec<St
     ];
     if system.is_root {
         lines.push("uWSGI running as root, you can use --uid/--gid/--chroot options".into());
-        lines.push("*** WARNING: you are running uWSGI as root !!! (use the --uid flag) ***".into());
+        lines
+            .push("*** WARNING: you are running uWSGI as root !!! (use the --uid flag) ***".into());
     }
     match system.process_limit {
         Some(n) => lines.push(format!("your processes number limit is {n}")),
         None => lines.push("your processes number limit is unlimited".into()),
     }
-    lines.push(format!("your memory page size is {} bytes", system.page_size));
-    lines.push(format!("detected max file descriptor number: {}", system.max_fds));
+    lines.push(format!(
+        "your memory page size is {} bytes",
+        system.page_size
+    ));
+    lines.push(format!(
+        "detected max file descriptor number: {}",
+        system.max_fds
+    ));
     lines
 }
 
@@ -112,7 +122,10 @@ mod tests {
             log.line(),
             "[pid: 20360|app: 0|req: 1/1] 127.0.0.1 () {24 vars in 244 bytes} [Tue Nov 24 00:36:20 2026] GET / => generated 12068 bytes in 11 msecs (HTTP/1.1 200) 6 headers in 209 bytes (1 switches on core 0)"
         );
-        let no_app = RequestLog { app_requests: None, ..log };
+        let no_app = RequestLog {
+            app_requests: None,
+            ..log
+        };
         assert!(no_app.line().starts_with("[pid: 20360|app: -1|req: -1/1] "));
     }
 }

@@ -37,8 +37,14 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
 ) -> Result<Prepared<N::Listener, Y::App>, i32> {
     let system = procs.system();
     let cwd = procs.current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    for ini in &config.ini_files {
+        procs.log(&format!("[uWSGI] getting INI configuration from {ini}"));
+    }
     for line in banner_head(procs, &system, &cwd.display().to_string()) {
         procs.log(&line);
+    }
+    for warning in &config.warnings {
+        procs.log(&format!("wsgilab: {warning}"));
     }
     let Some(socket) = config.sockets.first() else {
         procs.log("The -s/--socket option is missing and stdin is not a socket.");
@@ -52,7 +58,11 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         procs.log(&format!(
             "wsgilab: only one socket can be served for now; {} more were given ({}). Keep one.",
             config.sockets.len() - 1,
-            config.sockets[1..].iter().map(|s| s.spec.as_str()).collect::<Vec<_>>().join(", ")
+            config.sockets[1..]
+                .iter()
+                .map(|s| s.spec.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         return Err(1);
     }
@@ -76,7 +86,10 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
     }
     if let Some(dir) = &config.chdir {
         if let Err(e) = procs.set_current_dir(dir) {
-            procs.log(&format!("chdir(): {} [core/uwsgi.c line 2094]", os_error_text(&e)));
+            procs.log(&format!(
+                "chdir(): {} [core/uwsgi.c line 2094]",
+                os_error_text(&e)
+            ));
             procs.log(&format!("hint: --chdir {}: {e}", dir.display()));
             return Err(1);
         }
@@ -115,9 +128,15 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         procs.log(&format!("Set PythonHome to {}", venv.display()));
     }
     procs.log(&format!("Python version: {}", info.version));
-    procs.log(&format!("Python main interpreter initialized at {:#x}", info.address));
+    procs.log(&format!(
+        "Python main interpreter initialized at {:#x}",
+        info.address
+    ));
     procs.log("python threads support enabled");
-    procs.log(&format!("your server socket listen backlog is limited to {} connections", config.listen));
+    procs.log(&format!(
+        "your server socket listen backlog is limited to {} connections",
+        config.listen
+    ));
     procs.log(&format!(
         "your mercy for graceful operations on workers is {} seconds",
         config.worker_reload_mercy
@@ -126,7 +145,10 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
 
     let source = match (config.module_and_callable(), &config.wsgi_file) {
         (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
-        (None, Some(path)) => Some(AppSource::File { path: path.clone(), callable: config.callable.clone() }),
+        (None, Some(path)) => Some(AppSource::File {
+            path: path.clone(),
+            callable: config.callable.clone(),
+        }),
         (None, None) => None,
     };
     let app = match &source {
@@ -155,13 +177,21 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
                     for line in &failure.traceback {
                         procs.log(line);
                     }
-                    procs.log("unable to load app 0 (mountpoint='') (callable not found or import error)");
+                    procs.log(
+                        "unable to load app 0 (mountpoint='') (callable not found or import error)",
+                    );
                     if config.need_app {
                         procs.log("*** no app loaded. GAME OVER ***");
                     } else {
                         procs.log("*** no app loaded. going in full dynamic mode ***");
                     }
-                    for line in hints::for_load_failure(procs, &failure, source, &cwd, config.virtualenv.as_deref()) {
+                    for line in hints::for_load_failure(
+                        procs,
+                        &failure,
+                        source,
+                        &cwd,
+                        config.virtualenv.as_deref(),
+                    ) {
                         procs.log(&line);
                     }
                     if config.need_app {
@@ -174,7 +204,10 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         }
     };
     procs.log("*** uWSGI is running in multiple interpreter mode ***");
-    procs.log(&format!("spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)", procs.pid()));
+    procs.log(&format!(
+        "spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)",
+        procs.pid()
+    ));
 
     let settings = WorkerSettings {
         limits: Limits {
@@ -187,7 +220,11 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         multithread: false,
         multiprocess: false,
     };
-    Ok(Prepared { listener, app, settings })
+    Ok(Prepared {
+        listener,
+        app,
+        settings,
+    })
 }
 
 /// Serves until the listener fails; the exit status.
@@ -211,7 +248,9 @@ where
 fn log_bind_error(procs: &impl Procs, spec: &str, addr: std::net::SocketAddr, e: &io::Error) {
     match e.kind() {
         io::ErrorKind::AddrInUse => {
-            procs.log(&format!("probably another instance of uWSGI is running on the same address ({addr})."));
+            procs.log(&format!(
+                "probably another instance of uWSGI is running on the same address ({addr})."
+            ));
             procs.log("bind(): Address already in use [core/socket.c line 769]");
             procs.log(&format!(
                 "hint: something already listens on {addr}: stop it (ss -ltnp 'sport = :{}' shows who), or pick another port",
@@ -226,10 +265,16 @@ fn log_bind_error(procs: &impl Procs, spec: &str, addr: std::net::SocketAddr, e:
             ));
         }
         io::ErrorKind::AddrNotAvailable => {
-            procs.log(&format!("bind(): {} [core/socket.c line 769]", os_error_text(e)));
+            procs.log(&format!(
+                "bind(): {} [core/socket.c line 769]",
+                os_error_text(e)
+            ));
             procs.log(&format!("hint: {spec}: this machine has no such address; use :PORT for every interface or 127.0.0.1:PORT"));
         }
-        _ => procs.log(&format!("bind(): {} [core/socket.c line 769]", os_error_text(e))),
+        _ => procs.log(&format!(
+            "bind(): {} [core/socket.c line 769]",
+            os_error_text(e)
+        )),
     }
 }
 

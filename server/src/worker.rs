@@ -74,7 +74,14 @@ struct Outcome {
 
 impl Outcome {
     fn nothing_sent(status: u16) -> Self {
-        Outcome { status, body_bytes: 0, headers: 0, header_bytes: 0, switches: 0, keep_alive: false }
+        Outcome {
+            status,
+            body_bytes: 0,
+            headers: 0,
+            header_bytes: 0,
+            switches: 0,
+            keep_alive: false,
+        }
     }
 }
 
@@ -91,7 +98,13 @@ const HOP_BY_HOP: [&str; 8] = [
 
 impl<'a, P: Procs, A: App> Worker<'a, P, A> {
     pub fn new(procs: &'a P, app: Option<&'a A>, settings: WorkerSettings) -> Self {
-        Worker { procs, app, pid: procs.pid(), settings, requests: Cell::new(0) }
+        Worker {
+            procs,
+            app,
+            pid: procs.pid(),
+            settings,
+            requests: Cell::new(0),
+        }
     }
 
     /// Accepts and serves connections until the listener fails for good.
@@ -126,7 +139,7 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             multithread: self.settings.multithread,
             multiprocess: self.settings.multiprocess,
         };
-        let mut parser = RequestParser::new(self.settings.limits.clone());
+        let mut parser = RequestParser::new(self.settings.limits);
         let mut eof = false;
         loop {
             let head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
@@ -140,7 +153,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             };
             let started = Instant::now();
             if head.expect_continue && !matches!(head.framing, BodyFraming::Empty) {
-                let sent = self.write_all(&mut stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"]).await;
+                let sent = self
+                    .write_all(&mut stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
+                    .await;
                 if sent.is_err() {
                     break;
                 }
@@ -177,13 +192,15 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
         loop {
             match parser.next_event() {
                 Ok(Some(Event::Head(head))) => return Ok(Some(head)),
-                Ok(Some(_)) => return Err(ReadFailure::Http(HttpError::Malformed("body before head".into()))),
+                Ok(Some(_)) => {
+                    return Err(ReadFailure::Http(HttpError::Malformed("body before head")))
+                }
                 Ok(None) if *eof => {
                     return match parser.eof() {
                         Ok(()) => Ok(None),
                         // The client gave up mid-request: nobody is left to answer.
                         Err(_) => Err(ReadFailure::Io),
-                    }
+                    };
                 }
                 Ok(None) => {
                     let between = parser.is_between_requests();
@@ -220,7 +237,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                     }
                 }
                 Ok(Some(Event::End { .. })) => return Ok(body.freeze()),
-                Ok(Some(Event::Head(_))) => return Err(ReadFailure::Http(HttpError::Malformed("head inside body".into()))),
+                Ok(Some(Event::Head(_))) => {
+                    return Err(ReadFailure::Http(HttpError::Malformed("head inside body")))
+                }
                 Ok(None) if *eof => return Err(ReadFailure::Io),
                 Ok(None) => match self.read_more(stream, parser).await {
                     Ok(0) => *eof = true,
@@ -253,12 +272,11 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
     {
         let status = error.status();
         let reason = error.reason_phrase();
-        match error {
-            HttpError::HeadTooLarge => self.procs.log(&format!(
+        if matches!(error, HttpError::HeadTooLarge) {
+            self.procs.log(&format!(
                 "invalid HTTP request size (max {})...skip",
                 self.settings.limits.max_head
-            )),
-            _ => {}
+            ));
         }
         self.procs.log(&format!(
             "wsgilab: {} from {}: {error}; answered {status} {reason} and closed the connection{}",
@@ -275,16 +293,25 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        let _ = self.write_all(stream, &[head.as_bytes(), body.as_bytes()]).await;
+        let _ = self
+            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
+            .await;
     }
 
     /// Calls the app and writes what it returns.
-    async fn respond<S>(&self, stream: &mut S, head: &RequestHead, request: WsgiRequest, keep_alive: bool) -> Outcome
+    async fn respond<S>(
+        &self,
+        stream: &mut S,
+        head: &RequestHead,
+        request: WsgiRequest,
+        keep_alive: bool,
+    ) -> Outcome
     where
         S: AsyncWrite + Unpin,
     {
         let Some(app) = self.app else {
-            self.procs.log("--- no python application found, check your startup logs for errors ---");
+            self.procs
+                .log("--- no python application found, check your startup logs for errors ---");
             return self.internal_error(stream, "Internal Server Error").await;
         };
         self.requests.set(self.requests.get() + 1);
@@ -295,7 +322,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                 return self.app_failed(stream).await;
             }
         };
-        let outcome = self.write_response(stream, head, &mut response, keep_alive).await;
+        let outcome = self
+            .write_response(stream, head, &mut response, keep_alive)
+            .await;
         if let Err(error) = response.close() {
             self.log_traceback(&error);
         }
@@ -343,13 +372,15 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
         } else if next.is_none() {
             single_chunk_length = Some(0);
         }
-        let mut out = match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
-            Ok(out) => out,
-            Err(problem) => {
-                self.procs.log(&format!("wsgilab: {problem}; answered 500 instead"));
-                return self.internal_error(stream, "Internal Server Error").await;
-            }
-        };
+        let mut out =
+            match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
+                Ok(out) => out,
+                Err(problem) => {
+                    self.procs
+                        .log(&format!("wsgilab: {problem}; answered 500 instead"));
+                    return self.internal_error(stream, "Internal Server Error").await;
+                }
+            };
         let mut outcome = Outcome {
             status: out.status_code,
             body_bytes: 0,
@@ -375,10 +406,17 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             };
             let Some(chunk) = chunk else {
                 // The end of the body.
-                let trailer: &[u8] = if out.framing == ResponseFraming::Chunked { b"0\r\n\r\n" } else { b"" };
+                let trailer: &[u8] = if out.framing == ResponseFraming::Chunked {
+                    b"0\r\n\r\n"
+                } else {
+                    b""
+                };
                 let head_part = head_bytes.take().unwrap_or_default();
                 if (!head_part.is_empty() || !trailer.is_empty())
-                    && self.write_all(stream, &[&head_part, trailer]).await.is_err()
+                    && self
+                        .write_all(stream, &[&head_part, trailer])
+                        .await
+                        .is_err()
                 {
                     self.client_gone(head, "end of response");
                     outcome.keep_alive = false;
@@ -398,7 +436,11 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             let head_part = head_bytes.take().unwrap_or_default();
             let written = match out.framing {
                 ResponseFraming::NoBody => {
-                    if head_part.is_empty() { Ok(()) } else { self.write_all(stream, &[&head_part]).await }
+                    if head_part.is_empty() {
+                        Ok(())
+                    } else {
+                        self.write_all(stream, &[&head_part]).await
+                    }
                 }
                 ResponseFraming::Length(n) => {
                     let take = (chunk.len() as u64).min(remaining) as usize;
@@ -418,7 +460,8 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                 ResponseFraming::Chunked => {
                     outcome.body_bytes += chunk.len() as u64;
                     let size = format!("{:x}\r\n", chunk.len());
-                    self.write_all(stream, &[&head_part, size.as_bytes(), &chunk, b"\r\n"]).await
+                    self.write_all(stream, &[&head_part, size.as_bytes(), &chunk, b"\r\n"])
+                        .await
                 }
                 ResponseFraming::UntilClose => {
                     outcome.body_bytes += chunk.len() as u64;
@@ -462,7 +505,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
         let mut count = 0;
         for (name, value) in headers {
             if !is_token(name) {
-                return Err(format!("the app's response header name {name:?} is not a valid HTTP token"));
+                return Err(format!(
+                    "the app's response header name {name:?} is not a valid HTTP token"
+                ));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err(format!(
@@ -475,9 +520,10 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                 continue;
             }
             if lower == "content-length" {
-                let n = value.trim().parse::<u64>().map_err(|_| {
-                    format!("the app's Content-Length {value:?} is not a number")
-                })?;
+                let n = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("the app's Content-Length {value:?} is not a number"))?;
                 if content_length.is_some_and(|m| m != n) {
                     return Err("the app sent two different Content-Length headers".into());
                 }
@@ -492,7 +538,8 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             out.extend_from_slice(b"\r\n");
             count += 1;
         }
-        let no_body = request.method == "HEAD" || (100..200).contains(&code) || code == 204 || code == 304;
+        let no_body =
+            request.method == "HEAD" || (100..200).contains(&code) || code == 204 || code == 304;
         let framing = if no_body {
             ResponseFraming::NoBody
         } else if let Some(n) = content_length {
@@ -517,7 +564,12 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             count += 1;
         }
         out.extend_from_slice(b"\r\n");
-        Ok(ResponseHead { status_code: code, bytes: out, header_count: count, framing })
+        Ok(ResponseHead {
+            status_code: code,
+            bytes: out,
+            header_count: count,
+            framing,
+        })
     }
 
     /// The app raised before its response started: uWSGI closes without a word; wsgilab answers
@@ -535,7 +587,11 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             body.len()
         );
         let mut outcome = Outcome::nothing_sent(500);
-        if self.write_all(stream, &[head.as_bytes(), body.as_bytes()]).await.is_ok() {
+        if self
+            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
+            .await
+            .is_ok()
+        {
             outcome.body_bytes = body.len() as u64;
             outcome.headers = 3;
             outcome.header_bytes = head.len();
@@ -582,7 +638,11 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             uri: &head.target,
             body_bytes: outcome.body_bytes,
             msecs: started.elapsed().as_millis(),
-            protocol: if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+            protocol: if head.minor_version == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
             status: outcome.status,
             headers: outcome.headers,
             header_bytes: outcome.header_bytes,
@@ -593,7 +653,11 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
     }
 
     /// Writes every slice, bounded by `--socket-timeout`.
-    async fn write_all<S: AsyncWrite + Unpin>(&self, stream: &mut S, parts: &[&[u8]]) -> io::Result<()> {
+    async fn write_all<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        parts: &[&[u8]],
+    ) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let write = async {
             // Small parts are gathered into one buffer: one syscall, one segment.
@@ -631,7 +695,9 @@ enum ReadFailure {
 fn is_transient_accept_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
     ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
 }
 
@@ -673,9 +739,9 @@ fn parse_status(status: &str) -> Option<u16> {
 
 fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

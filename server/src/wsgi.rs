@@ -21,7 +21,11 @@ pub struct ConnectionInfo {
 /// true length even for a chunked upload (and `wsgi.input_terminated` is true).
 pub fn build_request(head: &RequestHead, body: Bytes, conn: &ConnectionInfo) -> WsgiRequest {
     let mut vars: Vec<(String, Vec<u8>)> = Vec::with_capacity(12 + head.headers.len());
-    let protocol = if head.minor_version == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let protocol = if head.minor_version == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
     let host = header(head, "host");
     let server_name = match host {
         Some(host) => host_name(host).to_vec(),
@@ -34,9 +38,18 @@ pub fn build_request(head: &RequestHead, body: Bytes, conn: &ConnectionInfo) -> 
     vars.push(("SERVER_PROTOCOL".into(), protocol.into()));
     vars.push(("SCRIPT_NAME".into(), Vec::new()));
     vars.push(("SERVER_NAME".into(), server_name));
-    vars.push(("SERVER_PORT".into(), conn.local.port().to_string().into_bytes()));
-    vars.push(("REMOTE_ADDR".into(), conn.peer.ip().to_string().into_bytes()));
-    vars.push(("REMOTE_PORT".into(), conn.peer.port().to_string().into_bytes()));
+    vars.push((
+        "SERVER_PORT".into(),
+        conn.local.port().to_string().into_bytes(),
+    ));
+    vars.push((
+        "REMOTE_ADDR".into(),
+        conn.peer.ip().to_string().into_bytes(),
+    ));
+    vars.push((
+        "REMOTE_PORT".into(),
+        conn.peer.port().to_string().into_bytes(),
+    ));
     if let Some(content_type) = header(head, "content-type") {
         vars.push(("CONTENT_TYPE".into(), content_type.to_vec()));
     }
@@ -46,7 +59,8 @@ pub fn build_request(head: &RequestHead, body: Bytes, conn: &ConnectionInfo) -> 
     let first_http = vars.len();
     for h in &head.headers {
         let name = &h.name;
-        if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("content-type") || name.eq_ignore_ascii_case("content-length")
+        {
             continue;
         }
         // `X_Forwarded_For` would land on the same key as `X-Forwarded-For`: a proxy's header
@@ -56,7 +70,13 @@ pub fn build_request(head: &RequestHead, body: Bytes, conn: &ConnectionInfo) -> 
         }
         let mut key = String::with_capacity(5 + name.len());
         key.push_str("HTTP_");
-        key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        key.extend(name.chars().map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        }));
         match vars[first_http..].iter_mut().find(|(k, _)| *k == key) {
             // RFC 9110 §5.3: repeated fields are one comma-separated list; cookies are the
             // exception (RFC 6265 §5.4 joins them with "; ").

@@ -36,7 +36,11 @@ impl Server {
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log);
         let child = command.spawn().expect("spawn wsgilab");
-        let mut server = Server { child: Some(child), port, log_path };
+        let mut server = Server {
+            child: Some(child),
+            port,
+            log_path,
+        };
         server.wait_ready();
         server
     }
@@ -44,7 +48,11 @@ impl Server {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("wsgilab exited early with {status}; log:\n{}", self.log());
             }
             if self.log().contains("spawned uWSGI worker") {
@@ -72,14 +80,19 @@ impl Server {
             if log.contains(needle) {
                 return log;
             }
-            assert!(Instant::now() < deadline, "the log never showed {needle:?}:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "the log never showed {needle:?}:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr()).expect("connect to wsgilab");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream
     }
 
@@ -93,7 +106,10 @@ impl Server {
     /// One GET on a new connection, parsed.
     pub fn get(&self, path: &str) -> Response {
         let mut stream = self.connect();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr());
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr()
+        );
         stream.write_all(request.as_bytes()).unwrap();
         read_response(&mut stream, false).expect("a response")
     }
@@ -101,7 +117,10 @@ impl Server {
     /// Stops the server (SIGINT) and returns its exit status and log.
     pub fn stop(mut self) -> (Option<i32>, String) {
         let status = self.child.take().map(|mut child| {
-            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -167,7 +186,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -183,18 +205,28 @@ pub fn read_response(stream: &mut TcpStream, head_request: bool) -> Option<Respo
     while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(0) => {
-                assert!(head.is_empty(), "connection closed mid-head: {:?}", String::from_utf8_lossy(&head));
+                assert!(
+                    head.is_empty(),
+                    "connection closed mid-head: {:?}",
+                    String::from_utf8_lossy(&head)
+                );
                 return None;
             }
             Ok(_) => head.push(byte[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && head.is_empty() => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && head.is_empty() => {
+                return None
+            }
             Err(e) => panic!("reading a response head: {e}"),
         }
     }
     let text = String::from_utf8(head).expect("ascii head");
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -202,7 +234,12 @@ pub fn read_response(stream: &mut TcpStream, head_request: bool) -> Option<Respo
             (n.to_string(), v.trim().to_string())
         })
         .collect();
-    let mut response = Response { status, headers, body: Vec::new(), chunked: false };
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+        chunked: false,
+    };
     if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
         return Some(response);
     }
@@ -210,7 +247,10 @@ pub fn read_response(stream: &mut TcpStream, head_request: bool) -> Option<Respo
         let n: usize = length.parse().expect("content-length");
         response.body = vec![0; n];
         stream.read_exact(&mut response.body).expect("full body");
-    } else if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    } else if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         response.chunked = true;
         loop {
             let line = read_line(stream);
@@ -243,5 +283,7 @@ fn read_line(stream: &mut TcpStream) -> String {
 
 /// The repository's `tests/apps/` directory.
 pub fn apps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("apps")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("apps")
 }

@@ -16,7 +16,9 @@ use super::HttpError;
 pub(super) fn parse_chunk_size_line(line: &[u8]) -> Result<u64, HttpError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 {
-        return Err(HttpError::Malformed("chunk size is not a hexadecimal number"));
+        return Err(HttpError::Malformed(
+            "chunk size is not a hexadecimal number",
+        ));
     }
     let mut size: u64 = 0;
     for &digit in &line[..digits] {
@@ -64,7 +66,10 @@ fn check_extensions(mut rest: &[u8]) -> Result<(), HttpError> {
 }
 
 fn skip_whitespace(bytes: &[u8]) -> &[u8] {
-    let spaces = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let spaces = bytes
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
     &bytes[spaces..]
 }
 
@@ -77,8 +82,20 @@ pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -121,7 +138,17 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for line in [&b""[..], b"10000000000000000", b"-5", b"+5", b" 5", b"5 ", b"6_0", b"x", b"0x5"] {
+        for line in [
+            &b""[..],
+            b"10000000000000000",
+            b"-5",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"6_0",
+            b"x",
+            b"0x5",
+        ] {
             assert!(
                 matches!(parse_chunk_size_line(line), Err(HttpError::Malformed(_))),
                 "{:?}",
@@ -140,7 +167,12 @@ mod tests {
             b"5;q=\"a\\\"b\";r",
             b"5\t;\ta\t=\tb",
         ] {
-            assert_eq!(parse_chunk_size_line(line), Ok(5), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                parse_chunk_size_line(line),
+                Ok(5),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
         for line in [
             &b"5;"[..],

@@ -62,7 +62,8 @@ const RFC_DISAGREEMENTS: &[(&str, Option<u16>, &str)] = &[
     ("invalid/rfc9112_smuggle_cl_list_form_01", None, "'Content-Length: 5, 5' may be accepted as 5 (RFC 9110 §8.6), and wsgilab does"),
 ];
 
-const NO_HOST: &str = "HTTP/1.1 without Host: 400 (RFC 9112 §3.2); the rest is checked with the Host rule off";
+const NO_HOST: &str =
+    "HTTP/1.1 without Host: 400 (RFC 9112 §3.2); the rest is checked with the Host rule off";
 
 /// Valid HTTP/1.1 cases without a Host header: refused by wsgilab, as RFC 9112 §3.2 requires,
 /// and also run with the Host requirement off so the rest of gunicorn's expectation is checked.
@@ -132,7 +133,9 @@ fn gunicorn_corpus() {
     );
     // Every table entry names a case that exists, so none goes stale silently.
     let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    let listed = SKIPPED.iter().map(|e| e.0)
+    let listed = SKIPPED
+        .iter()
+        .map(|e| e.0)
         .chain(MAPPED.iter().map(|e| e.0))
         .chain(RFC_DISAGREEMENTS.iter().map(|e| e.0))
         .chain(MISSING_HOST.iter().map(|e| e.0));
@@ -147,10 +150,16 @@ fn run_case(name: &str, case: &Value, tally: &mut Tally) {
     let limits = match MAPPED.iter().find(|(n, _, _)| *n == name) {
         Some((_, max_head, why)) => {
             eprintln!("{name}: run with --buffer-size {max_head}: {why}");
-            Limits { max_head: *max_head, max_body: None }
+            Limits {
+                max_head: *max_head,
+                max_body: None,
+            }
         }
         None => {
-            assert!(options.is_empty(), "{name}: options {options:?} are neither skipped nor mapped");
+            assert!(
+                options.is_empty(),
+                "{name}: options {options:?} are neither skipped nor mapped"
+            );
             Limits::default()
         }
     };
@@ -166,11 +175,16 @@ fn run_case(name: &str, case: &Value, tally: &mut Tally) {
         if missing_host {
             assert_eq!(
                 strict.error,
-                Some(HttpError::Malformed("HTTP/1.1 request without a Host header")),
+                Some(HttpError::Malformed(
+                    "HTTP/1.1 request without a Host header"
+                )),
                 "{name}: listed in MISSING_HOST"
             );
         } else {
-            assert_eq!(strict, lenient, "{name}: differs with the Host rule off, but not listed in MISSING_HOST");
+            assert_eq!(
+                strict, lenient,
+                "{name}: differs with the Host rule off, but not listed in MISSING_HOST"
+            );
         }
     } else {
         assert!(!missing_host, "{name}: MISSING_HOST is for valid cases");
@@ -178,11 +192,17 @@ fn run_case(name: &str, case: &Value, tally: &mut Tally) {
 
     match (valid, RFC_DISAGREEMENTS.iter().find(|(n, _, _)| *n == name)) {
         (true, Some((_, status, _))) => {
-            let error = lenient.error.as_ref().unwrap_or_else(|| panic!("{name}: accepted, but listed as refused"));
+            let error = lenient
+                .error
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: accepted, but listed as refused"));
             assert_eq!(Some(error.status()), *status, "{name}: {error}");
             if *error == HttpError::Malformed("connection closed mid-request") {
                 let expected = case["expect"].as_array().expect("expect");
-                let complete = Outcome { error: None, ..lenient.clone() };
+                let complete = Outcome {
+                    error: None,
+                    ..lenient.clone()
+                };
                 assert_matches_expectation(name, &complete, expected, Completeness::LastMayBeCut);
             }
             tally.valid_refused_per_rfc += 1;
@@ -194,7 +214,10 @@ fn run_case(name: &str, case: &Value, tally: &mut Tally) {
             tally.valid_match_without_host_rule += usize::from(missing_host);
         }
         (false, Some((_, status, _))) => {
-            assert_eq!(*status, None, "{name}: invalid cases in the table are ones we accept");
+            assert_eq!(
+                *status, None,
+                "{name}: invalid cases in the table are ones we accept"
+            );
             assert_eq!(lenient.error, None, "{name}: listed as accepted");
             assert!(!lenient.requests.is_empty());
             tally.invalid_accepted_per_rfc += 1;
@@ -204,7 +227,10 @@ fn run_case(name: &str, case: &Value, tally: &mut Tally) {
             // status codes, and the lenient run (a superset of what the server accepts)
             // must refuse too, so a case is not passed merely for lacking a Host header.
             let error = lenient.error.as_ref().unwrap_or_else(|| {
-                panic!("{name}: accepted, gunicorn says {}: {:?}", case["error"], lenient.requests)
+                panic!(
+                    "{name}: accepted, gunicorn says {}: {:?}",
+                    case["error"], lenient.requests
+                )
             });
             assert!((400..600).contains(&error.status()));
             assert!(strict.error.is_some());
@@ -228,11 +254,23 @@ fn assert_matches_expectation(
     completeness: Completeness,
 ) {
     assert_eq!(outcome.error, None, "{name}");
-    assert_eq!(outcome.requests.len(), expected.len(), "{name}: number of requests");
+    assert_eq!(
+        outcome.requests.len(),
+        expected.len(),
+        "{name}: number of requests"
+    );
     for (request, expected) in outcome.requests.iter().zip(expected) {
         let head = &request.head;
-        assert_eq!(head.method, expected["method"].as_str().unwrap(), "{name}: method");
-        assert_eq!(head.target.as_bytes(), latin1(expected["uri"].as_str().unwrap()), "{name}: uri");
+        assert_eq!(
+            head.method,
+            expected["method"].as_str().unwrap(),
+            "{name}: method"
+        );
+        assert_eq!(
+            head.target.as_bytes(),
+            latin1(expected["uri"].as_str().unwrap()),
+            "{name}: uri"
+        );
         // gunicorn's `path` is the raw path (valid/027 keeps "%20"): compare with raw_path.
         // It is null for the asterisk-form, where ours is "*".
         match expected["path"].as_str() {
@@ -242,7 +280,11 @@ fn assert_matches_expectation(
         let query = expected["query"].as_str().unwrap_or("");
         assert_eq!(head.query.as_bytes(), latin1(query), "{name}: query");
         let version = [1, u64::from(head.minor_version)];
-        assert_eq!(expected["version"], serde_json::json!(version), "{name}: version");
+        assert_eq!(
+            expected["version"],
+            serde_json::json!(version),
+            "{name}: version"
+        );
         assert_fields(name, "headers", &head.headers, &expected["headers"]);
         let expected_body = latin1(expected["body"].as_str().unwrap());
         if request.trailers.is_none() && completeness == Completeness::LastMayBeCut {
@@ -250,7 +292,10 @@ fn assert_matches_expectation(
             continue;
         }
         assert_eq!(request.body, expected_body, "{name}: body");
-        let trailers = request.trailers.as_ref().unwrap_or_else(|| panic!("{name}: incomplete"));
+        let trailers = request
+            .trailers
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: incomplete"));
         assert_fields(name, "trailers", trailers, &expected["trailers"]);
     }
 }

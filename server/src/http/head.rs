@@ -144,18 +144,21 @@ fn from_httparse(error: httparse::Error, block: &[u8]) -> HttpError {
             let request_line = &block[..memchr::memchr(b'\r', block).unwrap_or(block.len())];
             let mut parts = request_line.split(|&b| b == b' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(_), Some(_), Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor]), None)
-                    if major.is_ascii_digit() && minor.is_ascii_digit() =>
-                {
+                (
+                    Some(_),
+                    Some(_),
+                    Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor]),
+                    None,
+                ) if major.is_ascii_digit() && minor.is_ascii_digit() => {
                     HttpError::UnsupportedVersion
                 }
                 _ => HttpError::Malformed("invalid HTTP version"),
             }
         }
         httparse::Error::Token => HttpError::Malformed("invalid request line"),
-        httparse::Error::HeaderName => HttpError::Malformed(
-            "invalid header name (or whitespace before ':', or a folded line)",
-        ),
+        httparse::Error::HeaderName => {
+            HttpError::Malformed("invalid header name (or whitespace before ':', or a folded line)")
+        }
         httparse::Error::HeaderValue => HttpError::Malformed("invalid header value"),
         httparse::Error::NewLine | httparse::Error::Status => {
             HttpError::Malformed("invalid request line")
@@ -196,9 +199,9 @@ fn check_singletons(
             .count()
     };
     match count("host") {
-        0 if minor_version == 1 && require_host => {
-            Err(HttpError::Malformed("HTTP/1.1 request without a Host header"))
-        }
+        0 if minor_version == 1 && require_host => Err(HttpError::Malformed(
+            "HTTP/1.1 request without a Host header",
+        )),
         0 | 1 => Ok(()),
         _ => Err(HttpError::Malformed("more than one Host header")),
     }?;
@@ -234,7 +237,9 @@ fn body_framing(
         if minor_version == 0 {
             // RFC 9112 §6.1: HTTP/1.0 has no Transfer-Encoding; a 1.0 message with one is
             // treated as faulty.
-            return Err(HttpError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(HttpError::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
         }
         if content_length.is_some() {
             // RFC 9112 §6.1 lets a server reject this outright, and it is the classic
@@ -320,10 +325,7 @@ fn field_elements<'h>(headers: &'h [Header], name: &'h str) -> impl Iterator<Ite
 }
 
 /// Like [`field_elements`], keeping empty elements (an empty Content-Length is an error).
-fn field_elements_raw<'h>(
-    headers: &'h [Header],
-    name: &'h str,
-) -> impl Iterator<Item = &'h [u8]> {
+fn field_elements_raw<'h>(headers: &'h [Header], name: &'h str) -> impl Iterator<Item = &'h [u8]> {
     headers
         .iter()
         .filter(move |header| header.name.eq_ignore_ascii_case(name))
@@ -333,7 +335,13 @@ fn field_elements_raw<'h>(
 
 fn trim_whitespace(bytes: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |last| last + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |last| last + 1);
     &bytes[start..end]
 }

@@ -54,10 +54,14 @@ enum State {
     /// Waiting for a complete request head.
     Head(BlockScanner),
     /// In a Content-Length body, with this many bytes still to come.
-    Body { remaining: u64 },
+    Body {
+        remaining: u64,
+    },
     Chunked(ChunkedState),
     /// The request is complete; `End` is yet to be returned.
-    End { trailers: Vec<Header> },
+    End {
+        trailers: Vec<Header>,
+    },
     /// An error was returned; it is returned again on every call.
     Dead(HttpError),
 }
@@ -171,11 +175,16 @@ impl RequestParser {
                             return Err(HttpError::Malformed("bare CR in the request head"))
                         }
                     };
-                    let head =
-                        parse_head(&self.buffer[head_range.clone()], &self.limits, self.require_host)?;
+                    let head = parse_head(
+                        &self.buffer[head_range.clone()],
+                        &self.limits,
+                        self.require_host,
+                    )?;
                     self.buffer.advance(head_range.end);
                     self.state = match head.framing {
-                        BodyFraming::Empty => State::End { trailers: Vec::new() },
+                        BodyFraming::Empty => State::End {
+                            trailers: Vec::new(),
+                        },
                         BodyFraming::Length(length) => State::Body { remaining: length },
                         BodyFraming::Chunked => State::Chunked(ChunkedState {
                             step: ChunkStep::SizeLine { scanned: 0 },
@@ -189,7 +198,9 @@ impl RequestParser {
                         return Ok(None);
                     };
                     if *remaining == 0 {
-                        self.state = State::End { trailers: Vec::new() };
+                        self.state = State::End {
+                            trailers: Vec::new(),
+                        };
                     }
                     return Ok(Some(Event::Body(piece)));
                 }
@@ -220,7 +231,11 @@ enum ChunkProgress {
 }
 
 impl ChunkedState {
-    fn advance(&mut self, buffer: &mut BytesMut, limits: &Limits) -> Result<ChunkProgress, HttpError> {
+    fn advance(
+        &mut self,
+        buffer: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<ChunkProgress, HttpError> {
         loop {
             match &mut self.step {
                 ChunkStep::SizeLine { scanned } => {
@@ -229,7 +244,9 @@ impl ChunkedState {
                     let window = buffer.len().min(limits.max_head);
                     let Some(offset) = memchr::memchr(b'\n', &buffer[*scanned..window]) else {
                         if buffer.len() >= limits.max_head {
-                            return Err(HttpError::Malformed("chunk size line longer than --buffer-size"));
+                            return Err(HttpError::Malformed(
+                                "chunk size line longer than --buffer-size",
+                            ));
                         }
                         *scanned = window;
                         return Ok(ChunkProgress::NeedMore);
@@ -296,7 +313,8 @@ fn take_body(buffer: &mut BytesMut, remaining: &mut u64) -> Option<Bytes> {
     if buffer.is_empty() || *remaining == 0 {
         return None;
     }
-    let len = usize::try_from(*remaining).map_or(buffer.len(), |remaining| remaining.min(buffer.len()));
+    let len =
+        usize::try_from(*remaining).map_or(buffer.len(), |remaining| remaining.min(buffer.len()));
     *remaining -= len as u64;
     Some(buffer.split_to(len).freeze())
 }

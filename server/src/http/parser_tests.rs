@@ -74,7 +74,8 @@ fn header(name: &str, value: &str) -> Header {
 
 #[test]
 fn simple_get() {
-    let r = request(b"GET /a%20b/c?x=1&y=%20#top HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
+    let r =
+        request(b"GET /a%20b/c?x=1&y=%20#top HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
     assert_eq!(r.head.method, "GET");
     assert_eq!(r.head.target, "/a%20b/c?x=1&y=%20#top");
     assert_eq!(r.head.path, b"/a b/c");
@@ -88,7 +89,10 @@ fn simple_get() {
     assert_eq!(r.head.framing, BodyFraming::Empty);
     assert!(r.head.keep_alive);
     assert!(!r.head.expect_continue);
-    assert_eq!(r.head.header("accept").map(|h| &h.value[..]), Some(&b"*/*"[..]));
+    assert_eq!(
+        r.head.header("accept").map(|h| &h.value[..]),
+        Some(&b"*/*"[..])
+    );
     assert_eq!(r.body, b"");
     assert_eq!(r.trailers, Some(vec![]));
 }
@@ -103,7 +107,10 @@ fn events_in_order() {
     assert!(!parser.is_between_requests());
     parser.push(b"c");
     assert_eq!(parser.next_event(), Ok(Some(Event::Body("c".into()))));
-    assert_eq!(parser.next_event(), Ok(Some(Event::End { trailers: vec![] })));
+    assert_eq!(
+        parser.next_event(),
+        Ok(Some(Event::End { trailers: vec![] }))
+    );
     assert_eq!(parser.next_event(), Ok(None));
     assert!(parser.is_between_requests());
 }
@@ -112,9 +119,15 @@ fn events_in_order() {
 fn leading_empty_lines_are_ignored_within_the_limit() {
     let bytes = b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
     assert_eq!(request(bytes).head.raw_path, "/");
-    let exact = Limits { max_head: bytes.len(), max_body: None };
+    let exact = Limits {
+        max_head: bytes.len(),
+        max_body: None,
+    };
     assert_eq!(requests_with(exact, bytes).len(), 1);
-    let short = Limits { max_head: bytes.len() - 1, max_body: None };
+    let short = Limits {
+        max_head: bytes.len() - 1,
+        max_body: None,
+    };
     assert_eq!(error_with(short, bytes), HttpError::HeadTooLarge);
     // Only CRLF: a bare LF is not a line, even an empty one.
     assert_malformed(b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -122,15 +135,26 @@ fn leading_empty_lines_are_ignored_within_the_limit() {
 
 #[test]
 fn head_too_large() {
-    let limits = |max_head| Limits { max_head, max_body: None };
+    let limits = |max_head| Limits {
+        max_head,
+        max_body: None,
+    };
     let head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
     assert_eq!(requests_with(limits(head.len()), head).len(), 1);
     // Complete, but one byte too long.
-    assert_eq!(error_with(limits(head.len() - 1), head), HttpError::HeadTooLarge);
+    assert_eq!(
+        error_with(limits(head.len() - 1), head),
+        HttpError::HeadTooLarge
+    );
     // Never complete within the limit: 431 as soon as the limit is reached.
     let endless = [b"GET /".as_slice(), &[b'a'; 5000]].concat();
     assert_eq!(error(&endless), HttpError::HeadTooLarge);
-    let long_header = [b"GET / HTTP/1.1\r\nHost: h\r\nX: ".as_slice(), &[b'a'; 5000], b"\r\n\r\n"].concat();
+    let long_header = [
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: ".as_slice(),
+        &[b'a'; 5000],
+        b"\r\n\r\n",
+    ]
+    .concat();
     assert_eq!(error(&long_header), HttpError::HeadTooLarge);
 }
 
@@ -139,9 +163,18 @@ fn too_many_headers() {
     let hundred: Vec<String> = (0..99).map(|i| format!("X-{i}: {i}")).collect();
     let mut lines: Vec<&str> = hundred.iter().map(String::as_str).collect();
     lines.push("Host: h");
-    assert_eq!(request(&with_headers("GET / HTTP/1.1", &lines, "")).head.headers.len(), 100);
+    assert_eq!(
+        request(&with_headers("GET / HTTP/1.1", &lines, ""))
+            .head
+            .headers
+            .len(),
+        100
+    );
     lines.push("X-Last: 1");
-    assert_eq!(error(&with_headers("GET / HTTP/1.1", &lines, "")), HttpError::HeadTooLarge);
+    assert_eq!(
+        error(&with_headers("GET / HTTP/1.1", &lines, "")),
+        HttpError::HeadTooLarge
+    );
 }
 
 #[test]
@@ -149,9 +182,20 @@ fn versions() {
     assert_eq!(request(b"GET / HTTP/1.0\r\n\r\n").head.minor_version, 0);
     for unsupported in ["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "HTTP/3.7"] {
         let bytes = format!("GET / {unsupported}\r\nHost: h\r\n\r\n");
-        assert_eq!(error(bytes.as_bytes()), HttpError::UnsupportedVersion, "{unsupported}");
+        assert_eq!(
+            error(bytes.as_bytes()),
+            HttpError::UnsupportedVersion,
+            "{unsupported}"
+        );
     }
-    for malformed in ["FTP/1.1", "HTTP/111", "HTTP/1.1x", "HTTP/0.99", "http/1.1", "HTTP/1.1 x"] {
+    for malformed in [
+        "FTP/1.1",
+        "HTTP/111",
+        "HTTP/1.1x",
+        "HTTP/0.99",
+        "http/1.1",
+        "HTTP/1.1 x",
+    ] {
         assert_malformed(format!("GET / {malformed}\r\nHost: h\r\n\r\n").as_bytes());
     }
     assert_malformed(b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -185,7 +229,9 @@ fn utf8_in_the_target_is_kept_as_sent() {
 
 #[test]
 fn values_are_trimmed_and_may_carry_obs_text() {
-    let r = request(b"GET / HTTP/1.1\r\nHost: h\r\nName: \t value  x \t \r\nEmpty:\r\nLatin: caf\xe9\r\n\r\n");
+    let r = request(
+        b"GET / HTTP/1.1\r\nHost: h\r\nName: \t value  x \t \r\nEmpty:\r\nLatin: caf\xe9\r\n\r\n",
+    );
     assert_eq!(r.head.headers[1], header("Name", "value  x"));
     assert_eq!(r.head.headers[2], header("Empty", ""));
     assert_eq!(r.head.headers[3].value, b"caf\xe9");
@@ -231,11 +277,26 @@ fn only_crlf_ends_a_line() {
     assert_malformed(b"GET / HTTP/1.1\r\nHost: h\r\nNewline: a\nContent-Length: 3\r\n\r\nabc");
     assert_malformed(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n");
     assert_malformed(b"GET / HTTP/1.1\rHost: h\r\n\r\n");
-    assert_malformed(&post(&["Transfer-Encoding: chunked"], "5\nhello\r\n0\r\n\r\n"));
-    assert_malformed(&post(&["Transfer-Encoding: chunked"], "5\r\nhello\n0\r\n\r\n"));
-    assert_malformed(&post(&["Transfer-Encoding: chunked"], "5\r\nhello\r\n0\r\nX: y\n\r\n"));
-    assert_malformed(&post(&["Transfer-Encoding: chunked"], "5\r\nhello\r\n0\n\n"));
-    assert_malformed(&post(&["Transfer-Encoding: chunked"], "5;a=b\rc\r\nhello\r\n0\r\n\r\n"));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked"],
+        "5\nhello\r\n0\r\n\r\n",
+    ));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked"],
+        "5\r\nhello\n0\r\n\r\n",
+    ));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked"],
+        "5\r\nhello\r\n0\r\nX: y\n\r\n",
+    ));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked"],
+        "5\r\nhello\r\n0\n\n",
+    ));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked"],
+        "5;a=b\rc\r\nhello\r\n0\r\n\r\n",
+    ));
 }
 
 #[test]
@@ -245,12 +306,17 @@ fn host_is_required_once_in_http_1_1() {
     assert_malformed(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n");
     assert_malformed(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
     assert_eq!(request(b"GET / HTTP/1.0\r\n\r\n").head.headers, []);
-    assert_eq!(request(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").head.headers, [header("Host", "")]);
+    assert_eq!(
+        request(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").head.headers,
+        [header("Host", "")]
+    );
 }
 
 #[test]
 fn content_type_at_most_once() {
-    assert_malformed(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n");
+    assert_malformed(
+        b"GET / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n",
+    );
 }
 
 // --- request target --------------------------------------------------------------------------
@@ -262,9 +328,15 @@ fn target_forms() {
     assert_eq!(absolute.head.raw_path, "/p%41th");
     assert_eq!(absolute.head.query, "q=1");
     let no_path = request(b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!((no_path.head.path.as_slice(), no_path.head.raw_path.as_str()), (&b"/"[..], "/"));
+    assert_eq!(
+        (no_path.head.path.as_slice(), no_path.head.raw_path.as_str()),
+        (&b"/"[..], "/")
+    );
     let asterisk = request(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!((asterisk.head.path.as_slice(), asterisk.head.query.as_str()), (&b"*"[..], ""));
+    assert_eq!(
+        (asterisk.head.path.as_slice(), asterisk.head.query.as_str()),
+        (&b"*"[..], "")
+    );
     assert_malformed(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_malformed(b"GET example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_malformed(b"GET foo/bar HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -278,7 +350,12 @@ fn target_forms() {
 fn invalid_percent_escapes_are_kept_literally() {
     let r = request(b"GET /a%zz/%4 HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.head.path, b"/a%zz/%4");
-    assert_eq!(request(b"GET /a%2fb%00 HTTP/1.1\r\nHost: x\r\n\r\n").head.path, b"/a/b\0");
+    assert_eq!(
+        request(b"GET /a%2fb%00 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .head
+            .path,
+        b"/a/b\0"
+    );
 }
 
 // --- body framing ----------------------------------------------------------------------------
@@ -288,19 +365,46 @@ fn content_length_body() {
     let r = request(&post(&["Content-Length: 5"], "hello"));
     assert_eq!(r.head.framing, BodyFraming::Length(5));
     assert_eq!(r.body, b"hello");
-    assert_eq!(request(&post(&["Content-Length: 0"], "")).head.framing, BodyFraming::Empty);
-    assert_eq!(request(&post(&["Content-Length: 007"], "1234567")).body, b"1234567");
+    assert_eq!(
+        request(&post(&["Content-Length: 0"], "")).head.framing,
+        BodyFraming::Empty
+    );
+    assert_eq!(
+        request(&post(&["Content-Length: 007"], "1234567")).body,
+        b"1234567"
+    );
 }
 
 #[test]
 fn identical_content_lengths_are_accepted() {
-    assert_eq!(request(&post(&["Content-Length: 5, 5"], "hello")).body, b"hello");
-    assert_eq!(request(&post(&["Content-Length: 5", "Content-Length: 5"], "hello")).body, b"hello");
+    assert_eq!(
+        request(&post(&["Content-Length: 5, 5"], "hello")).body,
+        b"hello"
+    );
+    assert_eq!(
+        request(&post(&["Content-Length: 5", "Content-Length: 5"], "hello")).body,
+        b"hello"
+    );
 }
 
 #[test]
 fn bad_content_lengths_are_refused() {
-    for value in ["3, 2", "-1", "+1", "-0", "", "1a", "0x5", "5 5", "0_1", "1e3", "5,", ",5", "18446744073709551616", "99999999999999999999999"] {
+    for value in [
+        "3, 2",
+        "-1",
+        "+1",
+        "-0",
+        "",
+        "1a",
+        "0x5",
+        "5 5",
+        "0_1",
+        "1e3",
+        "5,",
+        ",5",
+        "18446744073709551616",
+        "99999999999999999999999",
+    ] {
         let bytes = post(&[&format!("Content-Length: {value}")], "abc");
         assert_malformed(&bytes);
     }
@@ -308,13 +412,22 @@ fn bad_content_lengths_are_refused() {
     // Just fits in u64, and that is fine without --limit-post.
     let huge = outcome(&post(&["Content-Length: 18446744073709551615"], "abc"));
     assert_eq!(huge.requests[0].head.framing, BodyFraming::Length(u64::MAX));
-    assert_eq!(huge.error, Some(HttpError::Malformed("connection closed mid-request")));
+    assert_eq!(
+        huge.error,
+        Some(HttpError::Malformed("connection closed mid-request"))
+    );
 }
 
 #[test]
 fn content_length_over_limit_post_is_refused_at_the_head() {
-    let limits = Limits { max_head: 4096, max_body: Some(5) };
-    assert_eq!(requests_with(limits, &post(&["Content-Length: 5"], "hello"))[0].body, b"hello");
+    let limits = Limits {
+        max_head: 4096,
+        max_body: Some(5),
+    };
+    assert_eq!(
+        requests_with(limits, &post(&["Content-Length: 5"], "hello"))[0].body,
+        b"hello"
+    );
     let too_large = outcome_with(limits, &post(&["Content-Length: 6"], "hello!"));
     assert_eq!(too_large.error, Some(HttpError::BodyTooLarge));
     assert!(too_large.requests.is_empty());
@@ -323,13 +436,27 @@ fn content_length_over_limit_post_is_refused_at_the_head() {
 #[test]
 fn transfer_encoding_rules() {
     // Not chunked, or not only chunked: codings we do not decode.
-    for value in ["gzip", "identity", "gzip, chunked", "chunked, gzip", "deflate,chunked", "x-custom"] {
+    for value in [
+        "gzip",
+        "identity",
+        "gzip, chunked",
+        "chunked, gzip",
+        "deflate,chunked",
+        "x-custom",
+    ] {
         let bytes = post(&[&format!("Transfer-Encoding: {value}")], "0\r\n\r\n");
-        assert_eq!(error(&bytes), HttpError::UnsupportedTransferEncoding, "{value}");
+        assert_eq!(
+            error(&bytes),
+            HttpError::UnsupportedTransferEncoding,
+            "{value}"
+        );
         assert_eq!(error(&bytes).status(), 501);
     }
     assert_eq!(
-        error(&post(&["Transfer-Encoding: gzip", "Transfer-Encoding: chunked"], "0\r\n\r\n")),
+        error(&post(
+            &["Transfer-Encoding: gzip", "Transfer-Encoding: chunked"],
+            "0\r\n\r\n"
+        )),
         HttpError::UnsupportedTransferEncoding
     );
     // Malformed: chunked twice, unparsable, empty.
@@ -348,14 +475,24 @@ fn transfer_encoding_rules() {
     // Case-insensitive, and empty list elements are allowed (RFC 9110 §5.6.1).
     for value in ["Chunked", "CHUNKED", ", chunked", "chunked ,"] {
         let bytes = post(&[&format!("Transfer-Encoding: {value}")], "0\r\n\r\n");
-        assert_eq!(request(&bytes).head.framing, BodyFraming::Chunked, "{value}");
+        assert_eq!(
+            request(&bytes).head.framing,
+            BodyFraming::Chunked,
+            "{value}"
+        );
     }
 }
 
 #[test]
 fn transfer_encoding_with_content_length_is_refused() {
-    assert_malformed(&post(&["Content-Length: 3", "Transfer-Encoding: chunked"], "0\r\n\r\n"));
-    assert_malformed(&post(&["Transfer-Encoding: chunked", "Content-Length: 3"], "0\r\n\r\n"));
+    assert_malformed(&post(
+        &["Content-Length: 3", "Transfer-Encoding: chunked"],
+        "0\r\n\r\n",
+    ));
+    assert_malformed(&post(
+        &["Transfer-Encoding: chunked", "Content-Length: 3"],
+        "0\r\n\r\n",
+    ));
 }
 
 #[test]
@@ -375,8 +512,18 @@ fn chunked_body() {
     assert_eq!(r.head.framing, BodyFraming::Chunked);
     assert_eq!(r.body, b"hello world");
     assert_eq!(r.trailers, Some(vec![]));
-    assert_eq!(request(&chunked("1e\r\nall your base are belong to us\r\n0\r\n\r\n")).body.len(), 30);
-    assert_eq!(request(&chunked("A\r\n0123456789\r\n0\r\n\r\n")).body, b"0123456789");
+    assert_eq!(
+        request(&chunked(
+            "1e\r\nall your base are belong to us\r\n0\r\n\r\n"
+        ))
+        .body
+        .len(),
+        30
+    );
+    assert_eq!(
+        request(&chunked("A\r\n0123456789\r\n0\r\n\r\n")).body,
+        b"0123456789"
+    );
     assert_eq!(request(&chunked("0\r\n\r\n")).body, b"");
 }
 
@@ -388,7 +535,20 @@ fn chunk_extensions_are_ignored() {
 
 #[test]
 fn bad_chunk_sizes() {
-    for size_line in ["", " 5", "5 ", "-5", "+5", "6_0", "zz", "0x5", "10000000000000000", ";a=b", "5;", "5;a=\"x"] {
+    for size_line in [
+        "",
+        " 5",
+        "5 ",
+        "-5",
+        "+5",
+        "6_0",
+        "zz",
+        "0x5",
+        "10000000000000000",
+        ";a=b",
+        "5;",
+        "5;a=\"x",
+    ] {
         assert_malformed(&chunked(&format!("{size_line}\r\nhello\r\n0\r\n\r\n")));
     }
 }
@@ -402,14 +562,26 @@ fn chunk_data_must_end_with_crlf() {
 
 #[test]
 fn trailers_are_returned() {
-    let r = request(&chunked("5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n"));
+    let r = request(&chunked(
+        "5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\n\r\n",
+    ));
     assert_eq!(r.body, b"hello");
-    assert_eq!(r.trailers, Some(vec![header("Vary", "*"), header("Content-Type", "text/plain")]));
+    assert_eq!(
+        r.trailers,
+        Some(vec![
+            header("Vary", "*"),
+            header("Content-Type", "text/plain")
+        ])
+    );
 }
 
 #[test]
 fn framing_and_routing_trailers_are_refused() {
-    for trailer in ["Content-Length: 99", "Transfer-Encoding: chunked", "host: evil.example.com"] {
+    for trailer in [
+        "Content-Length: 99",
+        "Transfer-Encoding: chunked",
+        "host: evil.example.com",
+    ] {
         assert_malformed(&chunked(&format!("5\r\nhello\r\n0\r\n{trailer}\r\n\r\n")));
     }
     assert_malformed(&chunked("5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n"));
@@ -418,24 +590,43 @@ fn framing_and_routing_trailers_are_refused() {
 
 #[test]
 fn trailer_section_is_bounded_by_buffer_size() {
-    let limits = Limits { max_head: 200, max_body: None };
+    let limits = Limits {
+        max_head: 200,
+        max_body: None,
+    };
     let long = format!("0\r\nX: {}\r\n\r\n", "a".repeat(195));
     assert_eq!(error_with(limits, &chunked(&long)), HttpError::HeadTooLarge);
     let fits = format!("0\r\nX: {}\r\n\r\n", "a".repeat(150));
-    assert_eq!(requests_with(limits, &chunked(&fits))[0].trailers.as_ref().unwrap().len(), 1);
+    assert_eq!(
+        requests_with(limits, &chunked(&fits))[0]
+            .trailers
+            .as_ref()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn chunk_size_line_is_bounded_by_buffer_size() {
-    let limits = Limits { max_head: 200, max_body: None };
+    let limits = Limits {
+        max_head: 200,
+        max_body: None,
+    };
     let long = format!("5;x={}\r\nhello\r\n0\r\n\r\n", "a".repeat(300));
     assert_eq!(requests(&chunked(&long))[0].body, b"hello");
-    assert!(matches!(error_with(limits, &chunked(&long)), HttpError::Malformed(_)));
+    assert!(matches!(
+        error_with(limits, &chunked(&long)),
+        HttpError::Malformed(_)
+    ));
 }
 
 #[test]
 fn chunked_body_over_limit_post() {
-    let limits = Limits { max_head: 4096, max_body: Some(10) };
+    let limits = Limits {
+        max_head: 4096,
+        max_body: Some(10),
+    };
     let exact = chunked("5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
     assert_eq!(requests_with(limits, &exact)[0].body, b"helloworld");
     let over = outcome_with(limits, &chunked("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
@@ -452,25 +643,50 @@ fn chunked_body_over_limit_post() {
 fn keep_alive() {
     let keep_alive = |bytes: &[u8]| request(bytes).head.keep_alive;
     assert!(keep_alive(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-    assert!(!keep_alive(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
-    assert!(!keep_alive(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, CLOSE\r\n\r\n"));
-    assert!(!keep_alive(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"));
+    assert!(!keep_alive(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!keep_alive(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, CLOSE\r\n\r\n"
+    ));
+    assert!(!keep_alive(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+    ));
     assert!(!keep_alive(b"GET / HTTP/1.0\r\n\r\n"));
-    assert!(keep_alive(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-    assert!(keep_alive(b"GET / HTTP/1.0\r\nConnection: foo , keep-alive\r\n\r\n"));
-    assert!(!keep_alive(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
-    assert!(!keep_alive(b"GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n"));
+    assert!(keep_alive(
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+    ));
+    assert!(keep_alive(
+        b"GET / HTTP/1.0\r\nConnection: foo , keep-alive\r\n\r\n"
+    ));
+    assert!(!keep_alive(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+    ));
+    assert!(!keep_alive(
+        b"GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n"
+    ));
 }
 
 #[test]
 fn expect_continue() {
     let expects = |bytes: &[u8]| request(bytes).head.expect_continue;
-    assert!(expects(&post(&["Expect: 100-continue", "Content-Length: 2"], "hi")));
-    assert!(expects(&post(&["Expect: 100-Continue", "Transfer-Encoding: chunked"], "0\r\n\r\n")));
+    assert!(expects(&post(
+        &["Expect: 100-continue", "Content-Length: 2"],
+        "hi"
+    )));
+    assert!(expects(&post(
+        &["Expect: 100-Continue", "Transfer-Encoding: chunked"],
+        "0\r\n\r\n"
+    )));
     assert!(!expects(&post(&["Expect: 100-continue"], "")));
-    assert!(!expects(&post(&["Expect: 100-continue", "Content-Length: 0"], "")));
+    assert!(!expects(&post(
+        &["Expect: 100-continue", "Content-Length: 0"],
+        ""
+    )));
     assert!(!expects(&post(&["Content-Length: 2"], "hi")));
-    assert!(!expects(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi"));
+    assert!(!expects(
+        b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi"
+    ));
 }
 
 #[test]
@@ -482,8 +698,14 @@ fn pipelined_requests() {
     let all = requests(&bytes);
     assert_eq!(all.len(), 3, "stops after Connection: close");
     assert_eq!(all[0].body, b"hello");
-    assert_eq!((all[1].body.as_slice(), all[1].trailers.clone()), (&b"abc"[..], Some(vec![header("X", "y")])));
-    assert_eq!((all[2].head.raw_path.as_str(), all[2].head.query.as_str()), ("/last", "x"));
+    assert_eq!(
+        (all[1].body.as_slice(), all[1].trailers.clone()),
+        (&b"abc"[..], Some(vec![header("X", "y")]))
+    );
+    assert_eq!(
+        (all[2].head.raw_path.as_str(), all[2].head.query.as_str()),
+        ("/last", "x")
+    );
 }
 
 #[test]
@@ -495,7 +717,10 @@ fn eof() {
     let mut parser = RequestParser::new(Limits::default());
     parser.push(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n\r\n\r\n");
     assert!(matches!(parser.next_event(), Ok(Some(Event::Head(_)))));
-    assert_eq!(parser.next_event(), Ok(Some(Event::End { trailers: vec![] })));
+    assert_eq!(
+        parser.next_event(),
+        Ok(Some(Event::End { trailers: vec![] }))
+    );
     assert_eq!(parser.next_event(), Ok(None));
     assert!(parser.is_between_requests());
     assert_eq!(parser.eof(), Ok(()));
@@ -508,7 +733,12 @@ fn eof() {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello",
     ] {
-        assert_eq!(outcome(partial).error, Some(cut.clone()), "{:?}", String::from_utf8_lossy(partial));
+        assert_eq!(
+            outcome(partial).error,
+            Some(cut.clone()),
+            "{:?}",
+            String::from_utf8_lossy(partial)
+        );
         let mut parser = RequestParser::new(Limits::default());
         parser.push(partial);
         while let Ok(Some(_)) = parser.next_event() {}
@@ -540,7 +770,10 @@ fn buffer_mut_has_room_for_a_read() {
 /// 1 MiB head byte by byte would take minutes if each push re-ran httparse from the start.
 #[test]
 fn byte_by_byte_is_linear() {
-    let limits = Limits { max_head: 2 << 20, max_body: None };
+    let limits = Limits {
+        max_head: 2 << 20,
+        max_body: None,
+    };
     let mut bytes = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
     for i in 0..20_000 {
         bytes.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(40)).as_bytes());
@@ -559,13 +792,28 @@ fn byte_by_byte_is_linear() {
 
 #[test]
 fn errors_say_what_to_answer() {
-    let limits = Limits { max_head: 4096, max_body: Some(1000) };
+    let limits = Limits {
+        max_head: 4096,
+        max_body: Some(1000),
+    };
     let cases = [
-        (HttpError::HeadTooLarge, 431, "Request Header Fields Too Large"),
+        (
+            HttpError::HeadTooLarge,
+            431,
+            "Request Header Fields Too Large",
+        ),
         (HttpError::BodyTooLarge, 413, "Content Too Large"),
         (HttpError::Malformed("x"), 400, "Bad Request"),
-        (HttpError::UnsupportedTransferEncoding, 501, "Not Implemented"),
-        (HttpError::UnsupportedVersion, 505, "HTTP Version Not Supported"),
+        (
+            HttpError::UnsupportedTransferEncoding,
+            501,
+            "Not Implemented",
+        ),
+        (
+            HttpError::UnsupportedVersion,
+            505,
+            "HTTP Version Not Supported",
+        ),
         (HttpError::UnsupportedMethod, 501, "Not Implemented"),
     ];
     for (error, status, phrase) in cases {
@@ -580,5 +828,8 @@ fn errors_say_what_to_answer() {
         HttpError::BodyTooLarge.describe(&limits),
         "request body larger than --limit-post (1000 bytes)"
     );
-    assert_eq!(HttpError::Malformed("x").to_string(), "malformed request: x");
+    assert_eq!(
+        HttpError::Malformed("x").to_string(),
+        "malformed request: x"
+    );
 }

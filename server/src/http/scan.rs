@@ -101,11 +101,19 @@ impl BlockScanner {
 mod tests {
     use super::*;
 
-    fn scan_whole(bytes: &[u8], skip: bool, limit: usize) -> Result<Option<Range<usize>>, ScanError> {
+    fn scan_whole(
+        bytes: &[u8],
+        skip: bool,
+        limit: usize,
+    ) -> Result<Option<Range<usize>>, ScanError> {
         BlockScanner::new(skip).scan(bytes, limit)
     }
 
-    fn scan_bytewise(bytes: &[u8], skip: bool, limit: usize) -> Result<Option<Range<usize>>, ScanError> {
+    fn scan_bytewise(
+        bytes: &[u8],
+        skip: bool,
+        limit: usize,
+    ) -> Result<Option<Range<usize>>, ScanError> {
         let mut scanner = BlockScanner::new(skip);
         for end in 1..=bytes.len() {
             if let Some(range) = scanner.scan(&bytes[..end], limit)? {
@@ -123,20 +131,35 @@ mod tests {
 
     #[test]
     fn finds_the_empty_line() {
-        assert_eq!(both(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest", true, 100), Ok(Some(0..24)));
+        assert_eq!(
+            both(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest", true, 100),
+            Ok(Some(0..24))
+        );
     }
 
     #[test]
     fn skips_leading_empty_lines_only_for_heads() {
-        assert_eq!(both(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", true, 100), Ok(Some(4..22)));
+        assert_eq!(
+            both(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", true, 100),
+            Ok(Some(4..22))
+        );
         assert_eq!(both(b"\r\nX: y\r\n\r\n", false, 100), Ok(Some(0..2)));
     }
 
     #[test]
     fn rejects_bare_lf_and_bare_cr() {
-        assert_eq!(both(b"GET / HTTP/1.1\n\n", true, 100), Err(ScanError::BareLf));
-        assert_eq!(both(b"\nGET / HTTP/1.1\r\n\r\n", true, 100), Err(ScanError::BareLf));
-        assert_eq!(both(b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", true, 100), Err(ScanError::BareCr));
+        assert_eq!(
+            both(b"GET / HTTP/1.1\n\n", true, 100),
+            Err(ScanError::BareLf)
+        );
+        assert_eq!(
+            both(b"\nGET / HTTP/1.1\r\n\r\n", true, 100),
+            Err(ScanError::BareLf)
+        );
+        assert_eq!(
+            both(b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", true, 100),
+            Err(ScanError::BareCr)
+        );
     }
 
     #[test]

@@ -77,14 +77,17 @@ fn strip_scheme_and_authority(target: &str) -> Result<Option<&str>, HttpError> {
         .iter()
         .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
         .unwrap_or(bytes.len());
-    if scheme_len == 0 || !bytes[0].is_ascii_alphabetic() || !target[scheme_len..].starts_with("://") {
+    if scheme_len == 0
+        || !bytes[0].is_ascii_alphabetic()
+        || !target[scheme_len..].starts_with("://")
+    {
         return Ok(None);
     }
     let after_scheme = &target[scheme_len + 3..];
     let authority_len = after_scheme
         .find(['/', '?', '#'])
         .unwrap_or(after_scheme.len());
-    check_authority(after_scheme[..authority_len].as_bytes())?;
+    check_authority(&after_scheme.as_bytes()[..authority_len])?;
     Ok(Some(&after_scheme[authority_len..]))
 }
 
@@ -138,8 +141,21 @@ fn is_reg_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                | b'+' | b',' | b';' | b'='
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
         )
 }
 
@@ -153,7 +169,10 @@ pub(super) fn percent_decode(raw: &[u8]) -> Vec<u8> {
     while let Some(percent) = memchr::memchr(b'%', rest) {
         decoded.extend_from_slice(&rest[..percent]);
         let escape = &rest[percent..];
-        match (escape.get(1).and_then(hex_value), escape.get(2).and_then(hex_value)) {
+        match (
+            escape.get(1).and_then(hex_value),
+            escape.get(2).and_then(hex_value),
+        ) {
             (Some(high), Some(low)) => {
                 decoded.push(high << 4 | low);
                 rest = &escape[3..];
@@ -187,7 +206,10 @@ mod tests {
 
     #[test]
     fn origin_form() {
-        assert_eq!(target("GET", "/a%20b?x=%20#frag"), ok("/a b", "/a%20b", "x=%20"));
+        assert_eq!(
+            target("GET", "/a%20b?x=%20#frag"),
+            ok("/a b", "/a%20b", "x=%20")
+        );
         assert_eq!(target("GET", "/a?b?c"), ok("/a", "/a", "b?c"));
         assert_eq!(target("GET", "///x"), ok("///x", "///x", ""));
         assert_eq!(target("GET", "/a%2Fb"), ok("/a/b", "/a%2Fb", ""));
@@ -203,13 +225,25 @@ mod tests {
 
     #[test]
     fn absolute_form() {
-        assert_eq!(target("GET", "http://example.com/foo?q=1"), ok("/foo", "/foo", "q=1"));
+        assert_eq!(
+            target("GET", "http://example.com/foo?q=1"),
+            ok("/foo", "/foo", "q=1")
+        );
         assert_eq!(target("GET", "https://example.com"), ok("/", "/", ""));
         assert_eq!(target("GET", "http://example.com?q"), ok("/", "/", "q"));
         assert_eq!(target("GET", "http://[::1]:8080/x"), ok("/x", "/x", ""));
         assert_eq!(target("GET", "http://u:p@h:80/x"), ok("/x", "/x", ""));
-        for bad in ["http:///x", "http://h:8o/x", "s://]ufd/:", "http://[::1/x", "http://[::1]x/"] {
-            assert!(matches!(target("GET", bad), Err(HttpError::Malformed(_))), "{bad}");
+        for bad in [
+            "http:///x",
+            "http://h:8o/x",
+            "s://]ufd/:",
+            "http://[::1/x",
+            "http://[::1]x/",
+        ] {
+            assert!(
+                matches!(target("GET", bad), Err(HttpError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -221,8 +255,17 @@ mod tests {
 
     #[test]
     fn connect_and_authority_form() {
-        assert_eq!(target("CONNECT", "example.com:443"), Err(HttpError::UnsupportedMethod));
-        assert!(matches!(target("GET", "example.com:443"), Err(HttpError::Malformed(_))));
-        assert!(matches!(target("GET", "foo/bar"), Err(HttpError::Malformed(_))));
+        assert_eq!(
+            target("CONNECT", "example.com:443"),
+            Err(HttpError::UnsupportedMethod)
+        );
+        assert!(matches!(
+            target("GET", "example.com:443"),
+            Err(HttpError::Malformed(_))
+        ));
+        assert!(matches!(
+            target("GET", "foo/bar"),
+            Err(HttpError::Malformed(_))
+        ));
     }
 }

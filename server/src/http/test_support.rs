@@ -104,7 +104,10 @@ pub(super) fn drive(mut parser: RequestParser, bytes: &[u8], split: Split) -> Ou
 
 /// Adds an event to the outcome, checking the event order; true when the connection closes.
 fn record(outcome: &mut Outcome, event: Event) -> bool {
-    let in_progress = outcome.requests.last().is_some_and(|r| r.trailers.is_none());
+    let in_progress = outcome
+        .requests
+        .last()
+        .is_some_and(|r| r.trailers.is_none());
     match event {
         Event::Head(head) => {
             assert!(!in_progress, "Head before the previous request's End");
@@ -118,7 +121,12 @@ fn record(outcome: &mut Outcome, event: Event) -> bool {
         Event::Body(piece) => {
             assert!(in_progress, "Body outside a request");
             assert!(!piece.is_empty(), "empty Body event");
-            outcome.requests.last_mut().unwrap().body.extend_from_slice(&piece);
+            outcome
+                .requests
+                .last_mut()
+                .unwrap()
+                .body
+                .extend_from_slice(&piece);
             false
         }
         Event::End { trailers } => {
@@ -139,10 +147,20 @@ pub(super) fn outcome_all_splits(
 ) -> Outcome {
     let whole = drive(new_parser(), bytes, Split::Whole);
     let bytewise = drive(new_parser(), bytes, Split::Bytewise);
-    assert_eq!(whole, bytewise, "whole vs byte by byte: {:?}", String::from_utf8_lossy(bytes));
+    assert_eq!(
+        whole,
+        bytewise,
+        "whole vs byte by byte: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
     for seed in 0..random_splits {
         let random = drive(new_parser(), bytes, Split::Random(seed));
-        assert_eq!(whole, random, "whole vs random split {seed}: {:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            whole,
+            random,
+            "whole vs random split {seed}: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
     whole
 }

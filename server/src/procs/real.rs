@@ -21,7 +21,10 @@ impl Procs for RealProcs {
     fn system(&self) -> SystemInfo {
         let uname = nix::sys::utsname::uname().ok();
         let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-            uname.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
         };
         let limit = |r| getrlimit(r).ok().map(|(soft, _)| soft);
         SystemInfo {
@@ -33,9 +36,14 @@ impl Procs for RealProcs {
                 field(|u| u.version())
             ),
             machine: field(|u| u.machine()),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             process_limit: limit(Resource::RLIMIT_NPROC).filter(|&n| n != RLIM_INFINITY),
-            page_size: sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64,
+            page_size: sysconf(SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096) as u64,
             max_fds: limit(Resource::RLIMIT_NOFILE).unwrap_or(1024),
             somaxconn: std::fs::read_to_string("/proc/sys/net/core/somaxconn")
                 .ok()
@@ -47,7 +55,10 @@ impl Procs for RealProcs {
     }
 
     fn unix_time(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 
     fn local_time(&self, unix_time: u64) -> LocalTime {

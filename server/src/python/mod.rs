@@ -43,8 +43,14 @@ pub struct StartFailure {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartFailureCause {
-    VirtualenvMissing { path: PathBuf },
-    VirtualenvVersion { path: PathBuf, venv_version: String, ours: String },
+    VirtualenvMissing {
+        path: PathBuf,
+    },
+    VirtualenvVersion {
+        path: PathBuf,
+        venv_version: String,
+        ours: String,
+    },
     Other,
 }
 
@@ -95,7 +101,9 @@ pub struct AppError {
 
 impl AppError {
     pub fn message(message: impl Into<String>) -> Self {
-        AppError { traceback: vec![message.into()] }
+        AppError {
+            traceback: vec![message.into()],
+        }
     }
 }
 
@@ -126,7 +134,10 @@ pub enum ResponsePart {
     /// From `start_response`: delivered before the first non-empty chunk, or at the end of an
     /// empty body. A later `start_response` with `exc_info` may deliver a second head, as long
     /// as nothing was written.
-    Head { status: String, headers: Vec<(String, String)> },
+    Head {
+        status: String,
+        headers: Vec<(String, String)>,
+    },
     Chunk(Bytes),
 }
 
@@ -158,7 +169,9 @@ pub trait App {
 /// The iterable an app returned, with what it wrote through `write()`.
 pub trait AppResponse {
     /// The next part; `Ok(None)` once the iterable is exhausted.
-    fn next_part(&mut self) -> impl std::future::Future<Output = Result<Option<ResponsePart>, AppError>>;
+    fn next_part(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<ResponsePart>, AppError>>;
 
     /// True when the app is known to yield nothing more without asking it (a list whose items
     /// have all been taken): lets the worker send a Content-Length instead of chunks.

@@ -49,8 +49,11 @@ impl PythonSeam for RealPython {
                 .map_err(|e| start_error(py, &e))?;
             // uWSGI's Python plugin puts the working directory first, then `--pythonpath`
             // entries in front of it.
-            let mut front: Vec<String> =
-                setup.pythonpath.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            let mut front: Vec<String> = setup
+                .pythonpath
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
             front.push(".".to_string());
             for (i, entry) in front.iter().enumerate() {
                 path.insert(i, entry).map_err(|e| start_error(py, &e))?;
@@ -58,10 +61,16 @@ impl PythonSeam for RealPython {
             let argv = PyList::new(py, ["wsgilab"]).map_err(|e| start_error(py, &e))?;
             sys.setattr("argv", argv).map_err(|e| start_error(py, &e))?;
             let text = |name: &str| -> String {
-                sys.getattr(name).and_then(|v| v.extract::<String>()).unwrap_or_default()
+                sys.getattr(name)
+                    .and_then(|v| v.extract::<String>())
+                    .unwrap_or_default()
             };
             let version = text("version");
-            let version_short = version.split_whitespace().next().unwrap_or_default().to_string();
+            let version_short = version
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
             // SAFETY: we are attached, so there is a current interpreter.
             let address = unsafe { pyo3::ffi::PyInterpreterState_Get() } as usize;
             Ok(InterpreterInfo {
@@ -106,19 +115,22 @@ impl PythonSeam for RealPython {
                     import_file(py, path)
                 }
             };
-            let module = module.map_err(|e| failure(classify_import_error(py, &e), format_exception(py, &e)))?;
+            let module = module
+                .map_err(|e| failure(classify_import_error(py, &e), format_exception(py, &e)))?;
             let callable_name = source.callable();
             match module.getattr_opt(callable_name) {
-                Ok(Some(callable)) if callable.is_callable() => {
-                    RealApp::new(py, callable.unbind()).map_err(|e| {
-                        failure(LoadFailureCause::Exception, format_exception(py, &e))
-                    })
-                }
+                Ok(Some(callable)) if callable.is_callable() => RealApp::new(py, callable.unbind())
+                    .map_err(|e| failure(LoadFailureCause::Exception, format_exception(py, &e))),
                 Ok(_) => Err(failure(
-                    LoadFailureCause::CallableNotFound { callable: callable_name.to_string() },
+                    LoadFailureCause::CallableNotFound {
+                        callable: callable_name.to_string(),
+                    },
                     vec![],
                 )),
-                Err(e) => Err(failure(LoadFailureCause::Exception, format_exception(py, &e))),
+                Err(e) => Err(failure(
+                    LoadFailureCause::Exception,
+                    format_exception(py, &e),
+                )),
             }
         })
     }
@@ -127,16 +139,20 @@ impl PythonSeam for RealPython {
 /// Refuses a virtualenv CPython could not start from, and says which program name makes
 /// CPython treat it as `DIR/bin/python` would.
 fn check_virtualenv(venv: &Path) -> Result<PathBuf, StartFailure> {
-    let fatal = |cause| StartFailure {
+    let fatal = |cause| {
+        StartFailure {
         lines: vec![
             format!("Set PythonHome to {}", venv.display()),
             "Fatal Python error: init_fs_encoding: failed to get the Python codec of the filesystem encoding".into(),
             "ModuleNotFoundError: No module named 'encodings'".into(),
         ],
         cause,
+    }
     };
     if !venv.is_dir() {
-        return Err(fatal(StartFailureCause::VirtualenvMissing { path: venv.to_path_buf() }));
+        return Err(fatal(StartFailureCause::VirtualenvMissing {
+            path: venv.to_path_buf(),
+        }));
     }
     let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
     let venv_version = cfg.lines().find_map(|line| {
@@ -213,7 +229,9 @@ fn status_message(status: &pyo3::ffi::PyStatus) -> String {
             String::new()
         } else {
             // SAFETY: CPython's status strings are static NUL-terminated C strings.
-            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
         }
     };
     let func = text(status.func);
@@ -226,28 +244,44 @@ fn status_message(status: &pyo3::ffi::PyStatus) -> String {
 }
 
 fn start_error(py: Python<'_>, err: &PyErr) -> StartFailure {
-    StartFailure { lines: format_exception(py, err), cause: StartFailureCause::Other }
+    StartFailure {
+        lines: format_exception(py, err),
+        cause: StartFailureCause::Other,
+    }
 }
 
 /// Loads `--wsgi-file` as uWSGI does: a module named after the file, executed once.
 fn import_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, pyo3::types::PyModule>> {
     let util = py.import("importlib.util")?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name: String = stem
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let name = format!("uwsgi_file_{name}");
-    let spec = util.call_method1("spec_from_file_location", (&name, path.to_string_lossy().as_ref()))?;
+    let spec = util.call_method1(
+        "spec_from_file_location",
+        (&name, path.to_string_lossy().as_ref()),
+    )?;
     let module = util.call_method1("module_from_spec", (&spec,))?;
-    py.import("sys")?.getattr("modules")?.set_item(&name, &module)?;
-    spec.getattr("loader")?.call_method1("exec_module", (&module,))?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item(&name, &module)?;
+    spec.getattr("loader")?
+        .call_method1("exec_module", (&module,))?;
     Ok(module.cast_into()?)
 }
 
 fn classify_import_error(py: Python<'_>, err: &PyErr) -> LoadFailureCause {
     if err.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) {
-        if let Ok(name) = err.value(py).getattr("name").and_then(|n| n.extract::<String>()) {
+        if let Ok(name) = err
+            .value(py)
+            .getattr("name")
+            .and_then(|n| n.extract::<String>())
+        {
             return LoadFailureCause::ModuleNotFound { name };
         }
     }
@@ -259,7 +293,10 @@ fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
     let formatted = py
         .import("traceback")
         .and_then(|tb| {
-            tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py)))
+            tb.call_method1(
+                "format_exception",
+                (err.get_type(py), err.value(py), err.traceback(py)),
+            )
         })
         .and_then(|lines| lines.extract::<Vec<String>>());
     match formatted {
@@ -282,7 +319,10 @@ impl RealApp {
         template.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("wsgi.input_terminated", true)?;
-        Ok(RealApp { callable, environ_template: template.unbind() })
+        Ok(RealApp {
+            callable,
+            environ_template: template.unbind(),
+        })
     }
 }
 
@@ -291,15 +331,32 @@ impl App for RealApp {
 
     async fn call(&self, request: WsgiRequest) -> Result<RealResponse, AppError> {
         Python::attach(|py| {
-            let to_error = |e: PyErr| AppError { traceback: format_exception(py, &e) };
+            let to_error = |e: PyErr| AppError {
+                traceback: format_exception(py, &e),
+            };
             let environ = self.environ_template.bind(py).copy().map_err(to_error)?;
             for (key, value) in &request.vars {
-                environ.set_item(key.as_str(), latin1(py, value)).map_err(to_error)?;
+                environ
+                    .set_item(key.as_str(), latin1(py, value))
+                    .map_err(to_error)?;
             }
-            environ.set_item("wsgi.url_scheme", request.url_scheme).map_err(to_error)?;
-            environ.set_item("wsgi.multithread", request.multithread).map_err(to_error)?;
-            environ.set_item("wsgi.multiprocess", request.multiprocess).map_err(to_error)?;
-            let input = Py::new(py, Input { body: request.body, position: 0 }).map_err(to_error)?;
+            environ
+                .set_item("wsgi.url_scheme", request.url_scheme)
+                .map_err(to_error)?;
+            environ
+                .set_item("wsgi.multithread", request.multithread)
+                .map_err(to_error)?;
+            environ
+                .set_item("wsgi.multiprocess", request.multiprocess)
+                .map_err(to_error)?;
+            let input = Py::new(
+                py,
+                Input {
+                    body: request.body,
+                    position: 0,
+                },
+            )
+            .map_err(to_error)?;
             environ.set_item("wsgi.input", input).map_err(to_error)?;
             let start_response = Py::new(py, StartResponse::default()).map_err(to_error)?;
             let iterable = self
@@ -373,7 +430,8 @@ impl RealResponse {
             match state.head.take() {
                 Some((status, headers)) => {
                     state.head_delivered = true;
-                    self.pending.push_back(ResponsePart::Head { status, headers });
+                    self.pending
+                        .push_back(ResponsePart::Head { status, headers });
                 }
                 None => {
                     return Err(AppError::message(
@@ -382,7 +440,12 @@ impl RealResponse {
                 }
             }
         }
-        self.pending.extend(written.into_iter().filter(|c| !c.is_empty()).map(ResponsePart::Chunk));
+        self.pending.extend(
+            written
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .map(ResponsePart::Chunk),
+        );
         Ok(())
     }
 }
@@ -412,17 +475,26 @@ impl AppResponse for RealResponse {
                     let chunk = item.cast::<PyBytes>().map_err(|_| {
                         AppError::message(format!(
                             "TypeError: the app's iterable must yield bytes, not {}",
-                            item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                            item.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
                         ))
                     })?;
                     let data = chunk.as_bytes();
                     if !data.is_empty() {
-                        self.start_response.bind(py).borrow_mut().written.push(Bytes::copy_from_slice(data));
+                        self.start_response
+                            .bind(py)
+                            .borrow_mut()
+                            .written
+                            .push(Bytes::copy_from_slice(data));
                     }
                 }
                 Some(Err(e)) => {
                     self.finished = true;
-                    return Err(AppError { traceback: format_exception(py, &e) });
+                    return Err(AppError {
+                        traceback: format_exception(py, &e),
+                    });
                 }
                 None => {
                     self.finished = true;
@@ -439,12 +511,13 @@ impl AppResponse for RealResponse {
 
     fn close(self) -> Result<(), AppError> {
         Python::attach(|py| match self.iterable.bind(py).getattr_opt("close") {
-            Ok(Some(close)) => close
-                .call0()
-                .map(|_| ())
-                .map_err(|e| AppError { traceback: format_exception(py, &e) }),
+            Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
+                traceback: format_exception(py, &e),
+            }),
             Ok(None) => Ok(()),
-            Err(e) => Err(AppError { traceback: format_exception(py, &e) }),
+            Err(e) => Err(AppError {
+                traceback: format_exception(py, &e),
+            }),
         })
     }
 }
@@ -476,7 +549,9 @@ impl StartResponse {
                     let tuple = exc_info.cast::<PyTuple>()?;
                     let value = tuple.get_item(1)?;
                     let tb = tuple.get_item(2)?;
-                    return Err(PyErr::from_value(value.call_method1("with_traceback", (tb,))?));
+                    return Err(PyErr::from_value(
+                        value.call_method1("with_traceback", (tb,))?,
+                    ));
                 }
             } else if this.head.is_some() || this.head_delivered {
                 return Err(PyAssertionError::new_err(
@@ -506,7 +581,9 @@ impl StartResponse {
 
     fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         if self.head.is_none() && !self.head_delivered {
-            return Err(PyAssertionError::new_err("write() called before start_response()"));
+            return Err(PyAssertionError::new_err(
+                "write() called before start_response()",
+            ));
         }
         let data = data
             .cast::<PyBytes>()
@@ -601,7 +678,10 @@ impl FileWrapper {
     #[new]
     #[pyo3(signature = (filelike, block_size=8192))]
     fn new(filelike: Py<PyAny>, block_size: usize) -> Self {
-        FileWrapper { filelike, block_size: block_size.max(1) }
+        FileWrapper {
+            filelike,
+            block_size: block_size.max(1),
+        }
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -609,7 +689,10 @@ impl FileWrapper {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let data = self.filelike.bind(py).call_method1("read", (self.block_size,))?;
+        let data = self
+            .filelike
+            .bind(py)
+            .call_method1("read", (self.block_size,))?;
         if data.len()? == 0 {
             return Err(PyStopIteration::new_err(()));
         }
