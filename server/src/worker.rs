@@ -279,9 +279,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             ));
         }
         self.procs.log(&format!(
-            "wsgilab: {} from {}: {error}; answered {status} {reason} and closed the connection{}",
-            if status == 431 { "request head too large" } else { "bad request" },
+            "wsgilab: refused a request from {}: {}; answered {status} {reason} and closed the connection{}",
             conn.peer.ip(),
+            error.describe(&self.settings.limits),
             match error {
                 HttpError::HeadTooLarge => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
                 HttpError::BodyTooLarge => " (raise --limit-post to accept it)",
