@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use server::config::{parse_serve_args, ConfigOutcome};
 use server::net::real::RealNet;
 use server::procs::real::RealProcs;
+use server::master::Master;
+use server::procs::supervisor::RealSupervisor;
 use server::procs::Procs;
 use server::python::real::RealPython;
 
@@ -76,6 +78,23 @@ fn serve(args: &[OsString]) -> ExitCode {
             Ok(prepared) => prepared,
             Err(status) => return status,
         };
+        if prepared.master_mode {
+            let supervisor = match RealSupervisor::new() {
+                Ok(supervisor) => supervisor,
+                Err(e) => {
+                    procs.log(&format!("wsgilab: cannot install the master's signal handlers: {e}"));
+                    return 1;
+                }
+            };
+            let mut master = match Master::new(&config, &RealNet, &procs, &supervisor, &python, &prepared) {
+                Ok(master) => master,
+                Err(e) => {
+                    procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
+                    return 1;
+                }
+            };
+            return master.run().await;
+        }
         tokio::select! {
             biased;
             signal = stop_signal() => {

@@ -20,11 +20,15 @@ use crate::worker::{Worker, WorkerSettings};
 /// uWSGI's exit status when `--need-app` finds no app.
 pub const EXIT_NO_APP: i32 = 22;
 
-/// A server that is ready to accept: the socket is bound and the app imported (or not).
+/// A server that is ready to accept: the socket is bound, the interpreter started, and the
+/// app imported (or not, or left to the workers with --lazy-apps).
 pub struct Prepared<L, A> {
     pub listener: L,
     pub app: Option<A>,
     pub settings: WorkerSettings,
+    pub loader: AppLoader,
+    /// `--master` or more than one process: a master supervises forked workers.
+    pub master_mode: bool,
 }
 
 /// Everything up to the first accept. `Err(status)` is the exit status after a fatal problem,
@@ -141,7 +145,8 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         "your mercy for graceful operations on workers is {} seconds",
         config.worker_reload_mercy
     ));
-    procs.log("*** Operational MODE: single process ***");
+    let master_mode = config.master || config.processes > 1;
+    procs.log(&format!("*** Operational MODE: {} ***", operational_mode(config)));
 
     let source = match (config.module_and_callable(), &config.wsgi_file) {
         (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
@@ -151,63 +156,28 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         }),
         (None, None) => None,
     };
-    let app = match &source {
-        None => {
-            procs.log("*** no app loaded. going in full dynamic mode ***");
-            procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
-            if config.need_app {
-                procs.log("*** no app loaded. GAME OVER ***");
-                return Err(EXIT_NO_APP);
-            }
-            None
-        }
-        Some(source) => {
-            let started = procs.unix_time();
-            match python.load_app(source) {
-                Ok(app) => {
-                    procs.log(&format!(
-                        "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter {:#x} pid: {} (default app)",
-                        procs.unix_time().saturating_sub(started),
-                        info.address,
-                        procs.pid()
-                    ));
-                    Some(app)
-                }
-                Err(failure) => {
-                    for line in &failure.traceback {
-                        procs.log(line);
-                    }
-                    procs.log(
-                        "unable to load app 0 (mountpoint='') (callable not found or import error)",
-                    );
-                    if config.need_app {
-                        procs.log("*** no app loaded. GAME OVER ***");
-                    } else {
-                        procs.log("*** no app loaded. going in full dynamic mode ***");
-                    }
-                    for line in hints::for_load_failure(
-                        procs,
-                        &failure,
-                        source,
-                        &cwd,
-                        config.virtualenv.as_deref(),
-                    ) {
-                        procs.log(&line);
-                    }
-                    if config.need_app {
-                        return Err(EXIT_NO_APP);
-                    }
-                    procs.log("wsgilab: serving anyway: every request will get 500 Internal Server Error until the app loads (uWSGI does the same; --need-app makes it exit)");
-                    None
-                }
-            }
-        }
+    let loader = AppLoader {
+        source,
+        need_app: config.need_app,
+        cwd,
+        virtualenv: config.virtualenv.clone(),
+        interpreter: info.address,
+    };
+    // --lazy-apps: each worker imports the app after the fork; otherwise (uWSGI's default)
+    // the master imports it once and the workers inherit it.
+    let app = if master_mode && config.lazy_apps {
+        procs.log("wsgilab: --lazy-apps: each worker imports the app after it is forked");
+        None
+    } else {
+        loader.load(procs, python)?
     };
     procs.log("*** uWSGI is running in multiple interpreter mode ***");
-    procs.log(&format!(
-        "spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)",
-        procs.pid()
-    ));
+    if !master_mode {
+        procs.log(&format!(
+            "spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)",
+            procs.pid()
+        ));
+    }
 
     let settings = WorkerSettings {
         limits: Limits {
@@ -217,14 +187,86 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         keep_alive: socket.protocol == Protocol::Http11,
         socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
         disable_logging: config.disable_logging,
-        multithread: false,
-        multiprocess: false,
+        multithread: config.threads > 1,
+        multiprocess: config.processes > 1,
+        max_requests: config.max_requests,
+        reload_on_rss: config.reload_on_rss << 20,
     };
     Ok(Prepared {
         listener,
         app,
         settings,
+        loader,
+        master_mode,
     })
+}
+
+/// uWSGI's name for the process model.
+fn operational_mode(config: &Config) -> &'static str {
+    match (config.processes > 1, config.threads > 1) {
+        (false, false) => "single process",
+        (true, false) => "preforking",
+        (false, true) => "threaded",
+        (true, true) => "preforking+threaded",
+    }
+}
+
+/// Imports the app and reports it as uWSGI does: in the master (preforking) or in each worker
+/// (--lazy-apps, or a single process).
+#[derive(Clone, Debug)]
+pub struct AppLoader {
+    pub source: Option<AppSource>,
+    pub need_app: bool,
+    pub cwd: PathBuf,
+    pub virtualenv: Option<PathBuf>,
+    pub interpreter: usize,
+}
+
+impl AppLoader {
+    /// The app, `Ok(None)` when it could not be loaded and the server serves 500s, or
+    /// `Err(EXIT_NO_APP)` under --need-app.
+    pub fn load<P: Procs, Y: Python>(&self, procs: &P, python: &mut Y) -> Result<Option<Y::App>, i32> {
+        let Some(source) = &self.source else {
+            procs.log("*** no app loaded. going in full dynamic mode ***");
+            procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
+            if self.need_app {
+                procs.log("*** no app loaded. GAME OVER ***");
+                return Err(EXIT_NO_APP);
+            }
+            return Ok(None);
+        };
+        let started = procs.unix_time();
+        match python.load_app(source) {
+            Ok(app) => {
+                procs.log(&format!(
+                    "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter {:#x} pid: {} (default app)",
+                    procs.unix_time().saturating_sub(started),
+                    self.interpreter,
+                    procs.pid()
+                ));
+                Ok(Some(app))
+            }
+            Err(failure) => {
+                for line in &failure.traceback {
+                    procs.log(line);
+                }
+                procs.log("unable to load app 0 (mountpoint='') (callable not found or import error)");
+                if self.need_app {
+                    procs.log("*** no app loaded. GAME OVER ***");
+                } else {
+                    procs.log("*** no app loaded. going in full dynamic mode ***");
+                }
+                for line in hints::for_load_failure(procs, &failure, source, &self.cwd, self.virtualenv.as_deref()) {
+                    procs.log(&line);
+                }
+                if self.need_app {
+                    return Err(EXIT_NO_APP);
+                }
+                procs.log("wsgilab: serving anyway: every request will get 500 Internal Server Error until the app loads (uWSGI does the same; --need-app makes it exit)");
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Serves until the listener fails; the exit status.

@@ -16,9 +16,10 @@ use tokio::time::{timeout, Instant};
 
 use crate::http::{BodyFraming, Event, HttpError, Limits, RequestHead, RequestParser};
 use crate::log::RequestLog;
-use crate::net::Listener;
-use crate::procs::Procs;
-use crate::python::{App, AppError, AppResponse, ResponsePart, WsgiRequest};
+use crate::net::{Listener, Net};
+use crate::serve::AppLoader;
+use crate::procs::{Procs, WorkerLink, WorkerMessage};
+use crate::python::{App, AppError, AppResponse, Python, ResponsePart, WsgiRequest};
 use crate::wsgi::{build_request, ConnectionInfo};
 
 /// How a worker speaks HTTP, from the command line.
@@ -33,15 +34,39 @@ pub struct WorkerSettings {
     pub disable_logging: bool,
     pub multithread: bool,
     pub multiprocess: bool,
+    /// `--max-requests`: leave after this many requests (0: never).
+    pub max_requests: u64,
+    /// `--reload-on-rss`, in bytes: leave once resident memory is above it (0: never).
+    pub reload_on_rss: u64,
 }
 
-/// One worker's state: its app (if the import succeeded) and its request counters.
-pub struct Worker<'a, P: Procs, A: App> {
+/// The channel of a worker without a master (single-process mode): nobody to tell, nobody to
+/// ask it to stop.
+pub struct NoMaster;
+
+impl WorkerLink for NoMaster {
+    fn send(&self, _message: WorkerMessage) {}
+
+    async fn stop_requested(&self) {
+        std::future::pending::<()>().await
+    }
+}
+
+/// One worker's state: its app (if the import succeeded), its request counters, and its
+/// channel to the master.
+pub struct Worker<'a, P: Procs, A: App, L: WorkerLink = NoMaster> {
     procs: &'a P,
     app: Option<&'a A>,
+    link: &'a L,
     settings: WorkerSettings,
     pid: u32,
+    /// Requests that reached the app (uWSGI's `req: N/M`).
     requests: Cell<u64>,
+    /// Every request answered, app or not (for --max-requests).
+    served: Cell<u64>,
+    /// Set once the worker decided to leave after the requests in hand.
+    retiring: Cell<Option<String>>,
+    rss_sampled_at: Cell<Option<Instant>>,
 }
 
 /// The status, headers and framing of a response about to be written.
@@ -65,6 +90,8 @@ enum ResponseFraming {
 /// What a finished request reports to the log.
 struct Outcome {
     status: u16,
+    /// The app raised (uWSGI's per-worker `exceptions`).
+    exception: bool,
     body_bytes: u64,
     headers: usize,
     header_bytes: usize,
@@ -76,6 +103,7 @@ impl Outcome {
     fn nothing_sent(status: u16) -> Self {
         Outcome {
             status,
+            exception: false,
             body_bytes: 0,
             headers: 0,
             header_bytes: 0,
@@ -96,26 +124,54 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-impl<'a, P: Procs, A: App> Worker<'a, P, A> {
+impl<'a, P: Procs, A: App> Worker<'a, P, A, NoMaster> {
+    /// A worker on its own, without a master.
     pub fn new(procs: &'a P, app: Option<&'a A>, settings: WorkerSettings) -> Self {
+        Worker::with_master(procs, app, &NoMaster, settings)
+    }
+}
+
+impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
+    /// A worker that reports to its master over `link`.
+    pub fn with_master(procs: &'a P, app: Option<&'a A>, link: &'a L, settings: WorkerSettings) -> Self {
         Worker {
             procs,
             app,
+            link,
             pid: procs.pid(),
             settings,
             requests: Cell::new(0),
+            served: Cell::new(0),
+            retiring: Cell::new(None),
+            rss_sampled_at: Cell::new(None),
         }
     }
 
-    /// Accepts and serves connections until the listener fails for good.
-    pub async fn run<L>(&self, listener: &L) -> io::Result<()>
+    /// Why the worker is leaving by itself, once it has decided to.
+    pub fn retiring(&self) -> Option<String> {
+        let reason = self.retiring.take();
+        self.retiring.set(reason.clone());
+        reason
+    }
+
+    /// Accepts and serves connections until the master asks the worker to stop, the worker
+    /// retires (max-requests, reload-on-rss), or the listener fails for good.
+    pub async fn run<Lst>(&self, listener: &Lst) -> io::Result<()>
     where
-        L: Listener,
-        L::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
+        Lst: Listener,
+        Lst::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
     {
         let local = listener.local_addr()?;
         loop {
-            match listener.accept().await {
+            if self.retiring().is_some() {
+                return Ok(());
+            }
+            let accepted = tokio::select! {
+                biased;
+                _ = self.link.stop_requested() => return Ok(()),
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
                 Ok((stream, peer)) => self.serve_connection(stream, peer, local).await,
                 Err(e) if is_transient_accept_error(&e) => {
                     self.procs.log(&format!("accept(): {e} [wsgilab worker]"));
@@ -170,10 +226,21 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             };
             let request = build_request(&head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
-            let keep_alive = self.settings.keep_alive && head.keep_alive;
+            self.link.send(WorkerMessage::Busy {
+                core: 0,
+                method: head.method.clone(),
+                uri: head.target.clone(),
+                remote: conn.peer.ip().to_string(),
+            });
+            // The last request before retiring closes its connection, so nothing the client
+            // sends next lands on a worker that is about to leave.
+            let last = self.settings.max_requests > 0 && self.served.get() + 1 >= self.settings.max_requests;
+            let keep_alive = self.settings.keep_alive && head.keep_alive && !last;
             let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
+            self.served.set(self.served.get() + 1);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
-            if !outcome.keep_alive {
+            self.finished(&outcome, started);
+            if !outcome.keep_alive || self.retiring().is_some() {
                 break;
             }
         }
@@ -204,7 +271,17 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                 }
                 Ok(None) => {
                     let between = parser.is_between_requests();
-                    match self.read_more(stream, parser).await {
+                    let read = if between {
+                        // An idle keep-alive connection must not delay a stop.
+                        tokio::select! {
+                            biased;
+                            _ = self.link.stop_requested() => return Ok(None),
+                            read = self.read_more(stream, parser) => read,
+                        }
+                    } else {
+                        self.read_more(stream, parser).await
+                    };
+                    match read {
                         Ok(0) => *eof = true,
                         Ok(_) => {}
                         // An idle keep-alive connection timing out is a normal end.
@@ -383,6 +460,7 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             };
         let mut outcome = Outcome {
             status: out.status_code,
+            exception: false,
             body_bytes: 0,
             headers: out.header_count,
             header_bytes: out.bytes.len(),
@@ -479,6 +557,7 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
                     self.log_traceback(&error);
                     self.procs.log("wsgilab: the app failed after its response had started; the connection is closed so the client sees an incomplete response");
                     outcome.keep_alive = false;
+                    outcome.exception = true;
                     break;
                 }
             };
@@ -578,7 +657,9 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
         self.procs.log(
             "wsgilab: answered 500 Internal Server Error (uWSGI would have closed the connection without a response)",
         );
-        self.internal_error(stream, "Internal Server Error").await
+        let mut outcome = self.internal_error(stream, "Internal Server Error").await;
+        outcome.exception = true;
+        outcome
     }
 
     async fn internal_error<S: AsyncWrite + Unpin>(&self, stream: &mut S, body: &str) -> Outcome {
@@ -612,6 +693,43 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A> {
             head.method,
             head.target,
         ));
+    }
+
+    /// Tells the master the request is done, and decides whether this worker should retire.
+    fn finished(&self, outcome: &Outcome, started: Instant) {
+        let sample_due = self.settings.reload_on_rss > 0
+            || self.rss_sampled_at.get().is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        let rss = if sample_due {
+            self.rss_sampled_at.set(Some(Instant::now()));
+            self.procs.rss_bytes()
+        } else {
+            0
+        };
+        self.link.send(WorkerMessage::Idle {
+            core: 0,
+            status: outcome.status,
+            micros: started.elapsed().as_micros() as u64,
+            exception: outcome.exception,
+            tx: outcome.body_bytes,
+            rss,
+        });
+        let reason = if self.settings.max_requests > 0 && self.served.get() >= self.settings.max_requests {
+            Some(format!("--max-requests {} reached", self.settings.max_requests))
+        } else if self.settings.reload_on_rss > 0 && rss > self.settings.reload_on_rss {
+            Some(format!(
+                "resident memory {} MB is over --reload-on-rss {} MB",
+                rss >> 20,
+                self.settings.reload_on_rss >> 20
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            if self.retiring().is_none() {
+                self.link.send(WorkerMessage::Retiring { reason: reason.clone() });
+                self.retiring.set(Some(reason));
+            }
+        }
     }
 
     fn log_request(
@@ -764,4 +882,58 @@ mod tests {
         assert!(!is_token("X:y"));
         assert!(!is_token(""));
     }
+}
+
+/// Everything a forked worker process needs, handed over by the master.
+pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
+    pub id: usize,
+    pub net: N,
+    /// The listening socket, inherited.
+    pub shared: N::Shared,
+    pub procs: P,
+    pub python: Y,
+    /// The master's app (preforking), if it imported one.
+    pub app: Option<Y::App>,
+    /// Set with --lazy-apps: the worker imports the app itself.
+    pub lazy: Option<AppLoader>,
+    pub settings: WorkerSettings,
+}
+
+/// A worker process from fork to exit: import the app if it is lazy, take the inherited
+/// socket, tell the master it is ready, serve; its exit status.
+pub async fn worker_process<N, P, Y, L>(spec: WorkerSpec<N, P, Y>, link: L) -> i32
+where
+    N: Net,
+    N::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    P: Procs,
+    Y: Python,
+    L: WorkerLink,
+{
+    let WorkerSpec { id, net, shared, procs, mut python, app, lazy, settings } = spec;
+    let app = match (app, lazy) {
+        (Some(app), _) => Some(app),
+        (None, Some(loader)) => match loader.load(&procs, &mut python) {
+            Ok(app) => app,
+            Err(status) => return status,
+        },
+        (None, None) => None,
+    };
+    let listener = match net.adopt(shared) {
+        Ok(listener) => listener,
+        Err(e) => {
+            procs.log(&format!("wsgilab: worker {id} cannot use the inherited socket: {e}"));
+            return 1;
+        }
+    };
+    link.send(WorkerMessage::Ready { app_loaded: app.is_some() });
+    let worker = Worker::with_master(&procs, app.as_ref(), &link, settings);
+    if let Err(e) = worker.run(&listener).await {
+        procs.log(&format!("accept(): {e} [worker {id}]"));
+        return 1;
+    }
+    if let Some(reason) = worker.retiring() {
+        procs.log(&format!("wsgilab: worker {id} retires: {reason}"));
+        procs.log(&format!("...The work of process {} is done. Seeya!", procs.pid()));
+    }
+    0
 }

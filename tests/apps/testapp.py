@@ -90,6 +90,18 @@ def router(environ, start_response):
         import io
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"from a file wrapper"), 4)
+    if path == "/slow":
+        import time
+        seconds = float(environ.get("QUERY_STRING") or 1)
+        time.sleep(seconds)
+        body = f"slept {seconds}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/pid":
+        import os
+        body = str(os.getpid()).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/closed":
         body = json.dumps(CLOSED).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

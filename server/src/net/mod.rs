@@ -16,10 +16,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub trait Net {
     type Listener: Listener<Stream = Self::Stream>;
     type Stream: AsyncRead + AsyncWrite + Unpin;
+    /// A listening socket on its way into a forked worker (which accepts on the same socket).
+    type Shared: Send + 'static;
 
     /// Binds `addr` and listens with `backlog` (the kernel caps it at `net.core.somaxconn`).
     /// Errors are the kernel's: `AddrInUse`, `PermissionDenied`, ...
     fn bind(&self, addr: SocketAddr, backlog: u32) -> io::Result<Self::Listener>;
+
+    /// Prepares the listener to be inherited by a worker.
+    fn share(&self, listener: &Self::Listener) -> io::Result<Self::Shared>;
+
+    /// The inherited listener, inside the worker.
+    fn adopt(&self, shared: Self::Shared) -> io::Result<Self::Listener>;
 }
 
 /// A listening socket: established connections wait in its accept queue until accepted.
@@ -33,4 +41,8 @@ pub trait Listener {
 
     /// The file descriptor number the log names (`fd 3`); the simulation makes one up.
     fn fd(&self) -> i32;
+
+    /// The accept queue as the kernel reports it (`TCP_INFO`): connections waiting, and the
+    /// most that may wait. `None` where it cannot be read.
+    fn queue_depth(&self) -> Option<(u32, u32)>;
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +21,7 @@ pub struct RealListener {
 impl Net for RealNet {
     type Listener = RealListener;
     type Stream = TcpStream;
+    type Shared = OwnedFd;
 
     fn bind(&self, addr: SocketAddr, backlog: u32) -> io::Result<RealListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -34,6 +35,16 @@ impl Net for RealNet {
         socket.set_nonblocking(true)?;
         let inner = TcpListener::from_std(socket.into())?;
         Ok(RealListener { inner })
+    }
+
+    fn share(&self, listener: &RealListener) -> io::Result<OwnedFd> {
+        listener.inner.as_fd().try_clone_to_owned()
+    }
+
+    fn adopt(&self, shared: OwnedFd) -> io::Result<RealListener> {
+        let std_listener = std::net::TcpListener::from(shared);
+        std_listener.set_nonblocking(true)?;
+        Ok(RealListener { inner: TcpListener::from_std(std_listener)? })
     }
 }
 
@@ -53,5 +64,23 @@ impl Listener for RealListener {
 
     fn fd(&self) -> i32 {
         self.inner.as_raw_fd()
+    }
+
+    fn queue_depth(&self) -> Option<(u32, u32)> {
+        // For a listening socket Linux reports the accept queue in TCP_INFO: tcpi_unacked is
+        // its length, tcpi_sacked its limit (what uWSGI's master reads too).
+        // SAFETY: getsockopt writes at most `len` bytes into the zeroed tcp_info.
+        unsafe {
+            let mut info: nix::libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
+            let rc = nix::libc::getsockopt(
+                self.inner.as_raw_fd(),
+                nix::libc::IPPROTO_TCP,
+                nix::libc::TCP_INFO,
+                (&mut info as *mut nix::libc::tcp_info).cast(),
+                &mut len,
+            );
+            (rc == 0).then_some((info.tcpi_unacked, info.tcpi_sacked))
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! The process seam: what one process of the server knows about itself and its machine — pid,
 //! clock, working directory, environment variables, files, limits — and where its log goes.
 //!
-//! Spawning and supervising worker processes joins this seam with the master. [`real`] reads
-//! the running system; the simulation keeps a process table and a file tree from the scenario.
+//! [`Supervisor`] is the master's part: forking workers, signalling them, hearing how they died,
+//! and the message channel between master and workers. [`real`] reads the running system and
+//! forks real processes; the simulation keeps a process table and a file tree from the scenario.
 
 pub mod real;
+pub mod supervisor;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ pub struct SystemInfo {
     /// `net.core.somaxconn`: the kernel's cap on a listening socket's backlog.
     pub somaxconn: u32,
     pub binary_path: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
     pub is_root: bool,
 }
 
@@ -81,7 +85,131 @@ pub trait Procs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     fn read_to_string(&self, path: &Path) -> io::Result<String>;
 
+    /// This process's resident memory, in bytes.
+    fn rss_bytes(&self) -> u64;
+
     fn now_ctime(&self) -> String {
         self.local_time(self.unix_time()).ctime()
     }
+}
+
+/// The signals the server reacts to, by their Linux numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Kill,
+    Segv,
+    Term,
+    Other(i32),
+}
+
+impl Signal {
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Quit => 3,
+            Signal::Kill => 9,
+            Signal::Segv => 11,
+            Signal::Term => 15,
+            Signal::Other(n) => n,
+        }
+    }
+
+    pub fn from_number(n: i32) -> Signal {
+        match n {
+            1 => Signal::Hup,
+            2 => Signal::Int,
+            3 => Signal::Quit,
+            9 => Signal::Kill,
+            11 => Signal::Segv,
+            15 => Signal::Term,
+            n => Signal::Other(n),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Signal::Hup => "SIGHUP".into(),
+            Signal::Int => "SIGINT".into(),
+            Signal::Quit => "SIGQUIT".into(),
+            Signal::Kill => "SIGKILL".into(),
+            Signal::Segv => "SIGSEGV".into(),
+            Signal::Term => "SIGTERM".into(),
+            Signal::Other(n) => format!("signal {n}"),
+        }
+    }
+}
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(Signal),
+}
+
+/// Worker → master, over the channel the process seam owns (a socketpair between real
+/// processes). The master's scoreboard is built from these and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WorkerMessage {
+    /// The worker has its app (or knows it has none) and accepts connections.
+    Ready { app_loaded: bool },
+    /// A core started serving a request.
+    Busy { core: usize, method: String, uri: String, remote: String },
+    /// A core finished a request.
+    Idle { core: usize, status: u16, micros: u64, exception: bool, tx: u64, rss: u64 },
+    /// The worker leaves by itself once its current requests are done (max-requests,
+    /// reload-on-rss); the master respawns it.
+    Retiring { reason: String },
+}
+
+/// Master → worker.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MasterMessage {
+    /// Finish the requests in hand, accept no more, exit.
+    Stop,
+}
+
+/// What the master waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MasterEvent {
+    Signal(Signal),
+    Exited { pid: u32, status: ExitStatus },
+    Message { pid: u32, message: WorkerMessage },
+}
+
+/// What the Python seam must do around a fork (CPython's `PyOS_BeforeFork` and friends).
+pub trait ForkHooks {
+    fn before_fork(&self);
+    fn after_fork_parent(&self);
+    fn after_fork_child(&self);
+}
+
+/// The master's side of the process seam: starting, signalling and hearing from workers.
+pub trait Supervisor {
+    type Link: WorkerLink + 'static;
+
+    /// Forks a worker process that runs `main` (with its end of the channel) and exits with
+    /// its result. Returns the worker's pid.
+    fn spawn_worker<F, Fut>(&self, hooks: &dyn ForkHooks, main: F) -> io::Result<u32>
+    where
+        F: FnOnce(Self::Link) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = i32> + 'static;
+
+    fn kill(&self, pid: u32, signal: Signal) -> io::Result<()>;
+
+    fn send(&self, pid: u32, message: MasterMessage);
+
+    /// The next signal to the master, child exit, or worker message.
+    fn next_event(&self) -> impl std::future::Future<Output = MasterEvent>;
+}
+
+/// A worker's end of its channel to the master.
+pub trait WorkerLink: Send + Sync {
+    fn send(&self, message: WorkerMessage);
+
+    /// Resolves once the master asked this worker to stop (or is gone).
+    fn stop_requested(&self) -> impl std::future::Future<Output = ()>;
 }

@@ -50,6 +50,8 @@ impl Procs for RealProcs {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(4096),
             binary_path: std::env::current_exe().unwrap_or_default(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
             is_root: nix::unistd::geteuid().is_root(),
         }
     }
@@ -87,6 +89,15 @@ impl Procs for RealProcs {
         buf.push(b'\n');
         // A log that cannot be written (closed stderr) must not take the server down.
         let _ = err.write_all(&buf);
+    }
+
+    fn rss_bytes(&self) -> u64 {
+        // statm's second field: resident pages.
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+            .unwrap_or(0);
+        pages * sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64
     }
 
     fn current_dir(&self) -> io::Result<PathBuf> {

@@ -24,10 +24,46 @@ use super::{
 /// The `major.minor` of the CPython this binary was built against and links.
 pub const BUILT_FOR: &str = env!("WSGILAB_PYTHON_VERSION");
 
-/// CPython in this process.
-#[derive(Default)]
+/// CPython in this process. A forked worker's copy is the same interpreter, carried over.
+#[derive(Default, Clone)]
 pub struct RealPython {
     started: bool,
+    /// The GIL state taken for a fork, between `before_fork` and the `after_fork_*` hooks.
+    fork_gil: std::cell::Cell<Option<pyo3::ffi::PyGILState_STATE>>,
+}
+
+impl crate::procs::ForkHooks for RealPython {
+    fn before_fork(&self) {
+        // SAFETY: CPython's documented fork protocol: hold the GIL, PyOS_BeforeFork, fork,
+        // then the matching PyOS_AfterFork_* in each process, on the forking thread.
+        unsafe {
+            if pyo3::ffi::Py_IsInitialized() != 0 {
+                self.fork_gil.set(Some(pyo3::ffi::PyGILState_Ensure()));
+                pyo3::ffi::PyOS_BeforeFork();
+            }
+        }
+    }
+
+    fn after_fork_parent(&self) {
+        if let Some(state) = self.fork_gil.take() {
+            // SAFETY: pairs with before_fork on this thread.
+            unsafe {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+                pyo3::ffi::PyGILState_Release(state);
+            }
+        }
+    }
+
+    fn after_fork_child(&self) {
+        if let Some(state) = self.fork_gil.take() {
+            // SAFETY: pairs with before_fork; only the forking thread survives in the child,
+            // and PyOS_AfterFork_Child forgets the others (their Python threads are gone).
+            unsafe {
+                pyo3::ffi::PyOS_AfterFork_Child();
+                pyo3::ffi::PyGILState_Release(state);
+            }
+        }
+    }
 }
 
 impl PythonSeam for RealPython {
@@ -306,7 +342,13 @@ fn format_exception(py: Python<'_>, err: &PyErr) -> Vec<String> {
 }
 
 /// A WSGI callable, with the environ entries that are the same for every request built once.
+/// Cloning shares them (a forked worker takes the master's).
+#[derive(Clone)]
 pub struct RealApp {
+    inner: std::sync::Arc<AppObjects>,
+}
+
+struct AppObjects {
     callable: Py<PyAny>,
     environ_template: Py<PyDict>,
 }
@@ -320,8 +362,7 @@ impl RealApp {
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("wsgi.input_terminated", true)?;
         Ok(RealApp {
-            callable,
-            environ_template: template.unbind(),
+            inner: std::sync::Arc::new(AppObjects { callable, environ_template: template.unbind() }),
         })
     }
 }
@@ -334,7 +375,7 @@ impl App for RealApp {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
             };
-            let environ = self.environ_template.bind(py).copy().map_err(to_error)?;
+            let environ = self.inner.environ_template.bind(py).copy().map_err(to_error)?;
             for (key, value) in &request.vars {
                 environ
                     .set_item(key.as_str(), latin1(py, value))
@@ -360,6 +401,7 @@ impl App for RealApp {
             environ.set_item("wsgi.input", input).map_err(to_error)?;
             let start_response = Py::new(py, StartResponse::default()).map_err(to_error)?;
             let iterable = self
+                .inner
                 .callable
                 .bind(py)
                 .call1((environ, start_response.clone_ref(py)))

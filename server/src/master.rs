@@ -1,0 +1,458 @@
+//! The master: forks the workers, keeps the scoreboard from their messages, and supervises
+//! them as uWSGI's master does — respawning the dead (with a back-off for those that die at
+//! start-up), harakiri for requests that run too long, recycling, graceful and immediate stops,
+//! graceful reloads, the listen-queue check and the stats server.
+//!
+//! Its clock is a one-second tick, like uWSGI's master loop: harakiri fires at N ± 1 s.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::time::{sleep_until, Instant};
+
+use crate::config::Config;
+use crate::net::{Listener, Net};
+use crate::procs::{ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage};
+use crate::python::Python;
+use crate::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
+use crate::serve::Prepared;
+use crate::stats;
+use crate::worker::{worker_process, WorkerSpec};
+
+/// A worker that dies sooner than this after being spawned died "at start-up".
+const QUICK_DEATH: Duration = Duration::from_secs(1);
+/// The longest the master waits before respawning a worker that keeps dying at start-up.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the master is doing as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Stopping for good; workers are being asked (or forced) to leave.
+    Stopping { deadline: Instant },
+}
+
+/// The master and everything it supervises.
+pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
+    net: &'a N,
+    procs: &'a P,
+    supervisor: &'a S,
+    python: &'a Y,
+    prepared: &'a Prepared<N::Listener, Y::App>,
+    stats_listener: Option<N::Listener>,
+    stats_http: bool,
+    harakiri: Option<Duration>,
+    mercy: Duration,
+    die_on_term: bool,
+    socket_name: String,
+    board: Scoreboard,
+    phase: Phase,
+    listen_queue_errors: u64,
+    started: Instant,
+}
+
+impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
+where
+    N: Net + Clone + Send + 'static,
+    N::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    P: Procs + Clone + Send + 'static,
+    S: Supervisor,
+    Y: Python + ForkHooks + Clone + Send + 'static,
+    Y::App: Clone + Send + 'static,
+{
+    pub fn new(
+        config: &Config,
+        net: &'a N,
+        procs: &'a P,
+        supervisor: &'a S,
+        python: &'a Y,
+        prepared: &'a Prepared<N::Listener, Y::App>,
+    ) -> io::Result<Self> {
+        let stats_listener = match &config.stats {
+            Some(spec) => {
+                let listener = net.bind(spec.addr, 100)?;
+                procs.log(&format!("stats server enabled on {} fd: {}", spec.spec, listener.fd()));
+                Some(listener)
+            }
+            None => None,
+        };
+        let now = Instant::now();
+        Ok(Master {
+            net,
+            procs,
+            supervisor,
+            python,
+            prepared,
+            stats_listener,
+            stats_http: config.stats_http,
+            harakiri: (config.harakiri > 0).then(|| Duration::from_secs(config.harakiri)),
+            mercy: Duration::from_secs(config.worker_reload_mercy),
+            die_on_term: config.die_on_term,
+            socket_name: config.sockets.first().map(|s| s.spec.clone()).unwrap_or_default(),
+            board: Scoreboard::new(config.processes.max(1) as usize, 1, now, procs.unix_time()),
+            phase: Phase::Running,
+            listen_queue_errors: 0,
+            started: now,
+        })
+    }
+
+    /// The scoreboard as it stands (for tests and the lab).
+    pub fn scoreboard(&self) -> &Scoreboard {
+        &self.board
+    }
+
+    /// Spawns the workers and supervises them until the instance stops; the exit status.
+    pub async fn run(&mut self) -> i32 {
+        self.procs.log(&format!("spawned uWSGI master process (pid: {})", self.procs.pid()));
+        for index in 0..self.board.slots.len() {
+            self.spawn(index, false);
+        }
+        let mut next_tick = self.started + Duration::from_secs(1);
+        loop {
+            enum Wake<C> {
+                Event(MasterEvent),
+                Stats(io::Result<C>),
+                Tick,
+            }
+            let wake = tokio::select! {
+                biased;
+                event = self.supervisor.next_event() => Wake::Event(event),
+                _ = sleep_until(next_tick) => Wake::Tick,
+                conn = accept_optional(self.stats_listener.as_ref()) => Wake::Stats(conn),
+            };
+            match wake {
+                Wake::Event(MasterEvent::Signal(signal)) => self.on_signal(signal),
+                Wake::Event(MasterEvent::Exited { pid, status }) => self.on_exit(pid, status),
+                Wake::Event(MasterEvent::Message { pid, message }) => self.on_message(pid, message),
+                Wake::Stats(Ok(stream)) => self.serve_stats(stream).await,
+                Wake::Stats(Err(_)) => {}
+                Wake::Tick => {
+                    next_tick += Duration::from_secs(1);
+                    self.tick();
+                }
+            }
+            if let Phase::Stopping { .. } = self.phase {
+                if self.board.slots.iter().all(|s| s.status == WorkerStatus::Dead) {
+                    self.procs.log("goodbye to uWSGI.");
+                    return 0;
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, index: usize, respawn: bool) {
+        let id = self.board.slots[index].id;
+        let shared = match self.net.share(&self.prepared.listener) {
+            Ok(shared) => shared,
+            Err(e) => {
+                self.procs.log(&format!("wsgilab: cannot hand the socket to worker {id}: {e}; retrying in 1 s"));
+                self.board.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        let spec = WorkerSpec {
+            id,
+            net: self.net.clone(),
+            shared,
+            procs: self.procs.clone(),
+            python: self.python.clone(),
+            app: self.prepared.app.clone(),
+            lazy: if self.prepared.app.is_none() && self.prepared.loader.source.is_some() {
+                Some(self.prepared.loader.clone())
+            } else {
+                None
+            },
+            settings: self.prepared.settings.clone(),
+        };
+        let spawned = self.supervisor.spawn_worker(self.python, move |link| worker_process(spec, link));
+        let now = Instant::now();
+        let now_unix = self.procs.unix_time();
+        let slot = &mut self.board.slots[index];
+        match spawned {
+            Ok(pid) => {
+                let (respawns, quick_deaths, harakiris) = (slot.respawn_count, slot.quick_deaths, slot.harakiri_count);
+                let (requests, exceptions, tx, micros) = (slot.requests, slot.exceptions, slot.tx, slot.total_micros);
+                *slot = WorkerSlot::new(id, slot.cores.len(), now, now_unix);
+                slot.pid = pid;
+                slot.status = WorkerStatus::Starting;
+                slot.quick_deaths = quick_deaths;
+                slot.harakiri_count = harakiris;
+                slot.respawn_count = respawns + u64::from(respawn);
+                // uWSGI's counters are per worker slot, across respawns.
+                (slot.requests, slot.exceptions, slot.tx, slot.total_micros) = (requests, exceptions, tx, micros);
+                if respawn {
+                    self.procs.log(&format!("Respawned uWSGI worker {id} (new pid: {pid})"));
+                } else {
+                    self.procs.log(&format!("spawned uWSGI worker {id} (pid: {pid}, cores: {})", slot.cores.len()));
+                }
+            }
+            Err(e) => {
+                self.procs.log(&format!("fork(): {e} [wsgilab master]; worker {id} will be retried in 1 s"));
+                slot.respawn_at = Some(now + Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::Int | Signal::Quit => {
+                self.procs.log("SIGINT/SIGQUIT received...killing workers...");
+                for slot in self.board.slots.iter().filter(|s| s.status != WorkerStatus::Dead) {
+                    let _ = self.supervisor.kill(slot.pid, Signal::Kill);
+                }
+                self.phase = Phase::Stopping { deadline: Instant::now() + self.mercy };
+            }
+            Signal::Term => {
+                if self.die_on_term {
+                    self.procs.log("SIGTERM received (--die-on-term): stopping gracefully");
+                } else {
+                    self.procs.log("wsgilab: SIGTERM received: stopping gracefully (uWSGI 2.0 would reload here instead; --die-on-term makes it stop)");
+                }
+                self.stop_gracefully();
+            }
+            Signal::Hup => {
+                self.procs.log("wsgilab: SIGHUP received: graceful reload: each worker finishes its requests and is replaced by a new one; the socket stays open, so connections wait in the queue instead of failing");
+                if self.prepared.app.is_some() {
+                    self.procs.log("wsgilab: preforking: the new workers are forked from the app the master imported at start-up, so code changes need --lazy-apps (uWSGI re-executes its master here)");
+                }
+                self.procs.log("...gracefully killing workers...");
+                for slot in self.board.slots.iter_mut().filter(|s| s.status != WorkerStatus::Dead) {
+                    self.procs.log(&format!("Gracefully killing worker {} (pid: {})...", slot.id, slot.pid));
+                    self.supervisor.send(slot.pid, MasterMessage::Stop);
+                    slot.status = WorkerStatus::Stopping;
+                    slot.stop_asked_at = Some(Instant::now());
+                }
+            }
+            other => self.procs.log(&format!("wsgilab: master ignores {}", other.name())),
+        }
+    }
+
+    fn stop_gracefully(&mut self) {
+        self.procs.log("...gracefully killing workers...");
+        let now = Instant::now();
+        for slot in self.board.slots.iter_mut() {
+            if slot.status == WorkerStatus::Dead {
+                slot.respawn_at = None;
+                continue;
+            }
+            self.procs.log(&format!("Gracefully killing worker {} (pid: {})...", slot.id, slot.pid));
+            self.supervisor.send(slot.pid, MasterMessage::Stop);
+            slot.status = WorkerStatus::Stopping;
+            slot.stop_asked_at = Some(now);
+        }
+        self.phase = Phase::Stopping { deadline: now + self.mercy };
+    }
+
+    fn on_message(&mut self, pid: u32, message: WorkerMessage) {
+        let now = Instant::now();
+        let unix = self.procs.unix_time();
+        if let WorkerMessage::Ready { .. } = message {
+            if let Some(slot) = self.board.by_pid(pid) {
+                // It got through start-up: the back-off starts over.
+                slot.quick_deaths = 0;
+            }
+        }
+        self.board.apply(pid, message, now, unix);
+    }
+
+    fn on_exit(&mut self, pid: u32, status: ExitStatus) {
+        let now = Instant::now();
+        let Some(index) = self.board.slots.iter().position(|s| s.pid == pid && s.status != WorkerStatus::Dead) else {
+            return;
+        };
+        let stopping = matches!(self.phase, Phase::Stopping { .. });
+        let slot = &mut self.board.slots[index];
+        let lived = now.saturating_duration_since(slot.spawned_at);
+        let was_ready = slot.status != WorkerStatus::Starting;
+        let in_flight = slot.oldest_request().map(|(_, r)| format!("{} {} ({})", r.method, r.uri, r.remote));
+        let asked_to_stop = slot.stop_asked_at.is_some();
+        let retiring = slot.retiring;
+        slot.status = WorkerStatus::Dead;
+        for core in &mut slot.cores {
+            core.request = None;
+        }
+        if stopping || (asked_to_stop && status == ExitStatus::Code(0)) {
+            self.procs.log(&format!("worker {} buried after {} seconds", slot.id, lived.as_secs()));
+            if stopping {
+                return;
+            }
+        } else if retiring && status == ExitStatus::Code(0) {
+            // It said why it leaves, and logged its Seeya.
+        } else {
+            match status {
+                ExitStatus::Signal(signal) => {
+                    if signal == Signal::Segv {
+                        self.procs.log(&format!("!!! uWSGI process {pid} got Segmentation Fault !!!"));
+                    }
+                    self.procs.log(&format!(
+                        "DAMN ! worker {} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
+                        slot.id,
+                        signal.number()
+                    ));
+                }
+                ExitStatus::Code(code) => {
+                    self.procs.log(&format!("DAMN ! worker {} (pid: {pid}) died :( trying respawn ...", slot.id));
+                    self.procs.log(&format!("wsgilab: worker {} exited with status {code}", slot.id));
+                }
+            }
+            if let Some(request) = in_flight {
+                self.procs.log(&format!(
+                    "wsgilab: the client of {request} got no response: the worker died while serving it and the kernel closed the connection"
+                ));
+            }
+        }
+        let expected = asked_to_stop || (retiring && status == ExitStatus::Code(0));
+        if !expected && (!was_ready || lived < QUICK_DEATH) {
+            slot.quick_deaths += 1;
+        } else {
+            slot.quick_deaths = 0;
+        }
+        if slot.quick_deaths >= 2 {
+            let wait = Duration::from_secs(1 << (slot.quick_deaths - 2).min(5)).min(MAX_BACKOFF);
+            self.procs.log(&format!("worker respawning too fast !!! i have to sleep a bit ({} seconds)...", wait.as_secs()));
+            self.procs.log(&format!(
+                "wsgilab: worker {} died {} ms after it was spawned, {} times in a row (a start-up failure?): waiting {} s before the next respawn",
+                slot.id,
+                lived.as_millis(),
+                slot.quick_deaths,
+                wait.as_secs()
+            ));
+            slot.respawn_at = Some(now + wait);
+        } else {
+            self.spawn(index, true);
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if let Some(limit) = self.harakiri {
+            self.harakiri_check(now, limit);
+        }
+        self.listen_queue_check();
+        match self.phase {
+            Phase::Running => {
+                let due: Vec<usize> = (0..self.board.slots.len())
+                    .filter(|&i| {
+                        let slot = &self.board.slots[i];
+                        slot.status == WorkerStatus::Dead && slot.respawn_at.is_some_and(|at| at <= now)
+                    })
+                    .collect();
+                for index in due {
+                    self.spawn(index, true);
+                }
+                // A reloading worker that outstays the mercy.
+                for slot in &self.board.slots {
+                    if slot.stop_asked_at.is_some_and(|at| now >= at + self.mercy) && slot.status != WorkerStatus::Dead {
+                        self.no_mercy(slot);
+                    }
+                }
+            }
+            Phase::Stopping { deadline } if now >= deadline => {
+                for slot in self.board.slots.iter().filter(|s| s.status != WorkerStatus::Dead) {
+                    self.no_mercy(slot);
+                }
+            }
+            Phase::Stopping { .. } => {}
+        }
+    }
+
+    fn no_mercy(&self, slot: &WorkerSlot) {
+        self.procs.log(&format!(
+            "worker {} (pid: {}) is taking too much time to die...NO MERCY !!!",
+            slot.id, slot.pid
+        ));
+        let _ = self.supervisor.kill(slot.pid, Signal::Kill);
+    }
+
+    fn harakiri_check(&mut self, now: Instant, limit: Duration) {
+        let ctime = self.procs.now_ctime();
+        for slot in &mut self.board.slots {
+            if slot.status == WorkerStatus::Dead {
+                continue;
+            }
+            let Some((core, request)) = slot.oldest_request() else { continue };
+            if now.saturating_duration_since(request.since) < limit {
+                continue;
+            }
+            let lines = [
+                format!("{ctime} - *** HARAKIRI ON WORKER {} (pid: {}, try: 1, graceful: no) ***", slot.id, slot.pid),
+                format!("{ctime} - HARAKIRI !!! worker {} status !!!", slot.id),
+                format!(
+                    "{ctime} - HARAKIRI [core {core}] {} - {} {} since {}",
+                    request.remote, request.method, request.uri, request.since_unix
+                ),
+                format!("{ctime} - HARAKIRI !!! end of worker {} status !!!", slot.id),
+                format!("HARAKIRI triggered by worker {} core {core} !!!", slot.id),
+            ];
+            for line in lines {
+                self.procs.log(&line);
+            }
+            self.procs.log(&format!(
+                "wsgilab: --harakiri {}: {} {} ran for more than {} s; the worker is killed, so its client gets no response",
+                limit.as_secs(),
+                request.method,
+                request.uri,
+                limit.as_secs()
+            ));
+            slot.harakiri_count += 1;
+            let _ = self.supervisor.kill(slot.pid, Signal::Kill);
+            // One kill is enough; the exit will clear the request.
+            for core in &mut slot.cores {
+                core.request = None;
+            }
+        }
+    }
+
+    fn listen_queue_check(&mut self) {
+        let Some((queued, max)) = self.prepared.listener.queue_depth() else { return };
+        if max > 0 && queued >= max {
+            self.listen_queue_errors += 1;
+            self.procs.log(&format!(
+                "{} - *** uWSGI listen queue of socket \"{}\" (fd: {}) full !!! ({queued}/{max}) ***",
+                self.procs.now_ctime(),
+                self.socket_name,
+                self.prepared.listener.fd()
+            ));
+        }
+    }
+
+    async fn serve_stats(&self, (mut stream, _peer): (N::Stream, std::net::SocketAddr)) {
+        let system = self.procs.system();
+        let cwd = self.procs.current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        let instance = stats::Instance {
+            master_pid: self.procs.pid(),
+            uid: system.uid,
+            gid: system.gid,
+            cwd: &cwd,
+            socket_name: &self.socket_name,
+            queue: self.prepared.listener.queue_depth().unwrap_or((0, 0)),
+            listen_queue_errors: self.listen_queue_errors,
+        };
+        let body = stats::document(&instance, &self.board, Instant::now()).to_string();
+        let mut out = Vec::with_capacity(body.len() + 128);
+        if self.stats_http {
+            out.extend_from_slice(
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(body.as_bytes());
+        let write = async {
+            stream.write_all(&out).await?;
+            stream.shutdown().await
+        };
+        // A stats client that does not read must not stall the master.
+        let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    }
+}
+
+async fn accept_optional<L: Listener>(listener: Option<&L>) -> io::Result<(L::Stream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
