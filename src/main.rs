@@ -5,9 +5,9 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use server::config::{parse_serve_args, ConfigOutcome};
+use server::master::Master;
 use server::net::real::RealNet;
 use server::procs::real::RealProcs;
-use server::master::Master;
 use server::procs::supervisor::RealSupervisor;
 use server::procs::Procs;
 use server::python::real::RealPython;

@@ -13,7 +13,9 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
 use crate::net::{Listener, Net};
-use crate::procs::{ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage};
+use crate::procs::{
+    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage,
+};
 use crate::python::Python;
 use crate::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
 use crate::serve::Prepared;
@@ -30,7 +32,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 enum Phase {
     Running,
     /// Stopping for good; workers are being asked (or forced) to leave.
-    Stopping { deadline: Instant },
+    Stopping {
+        deadline: Instant,
+    },
 }
 
 /// The master and everything it supervises.
@@ -72,7 +76,11 @@ where
         let stats_listener = match &config.stats {
             Some(spec) => {
                 let listener = net.bind(spec.addr, 100)?;
-                procs.log(&format!("stats server enabled on {} fd: {}", spec.spec, listener.fd()));
+                procs.log(&format!(
+                    "stats server enabled on {} fd: {}",
+                    spec.spec,
+                    listener.fd()
+                ));
                 Some(listener)
             }
             None => None,
@@ -89,7 +97,11 @@ where
             harakiri: (config.harakiri > 0).then(|| Duration::from_secs(config.harakiri)),
             mercy: Duration::from_secs(config.worker_reload_mercy),
             die_on_term: config.die_on_term,
-            socket_name: config.sockets.first().map(|s| s.spec.clone()).unwrap_or_default(),
+            socket_name: config
+                .sockets
+                .first()
+                .map(|s| s.spec.clone())
+                .unwrap_or_default(),
             board: Scoreboard::new(config.processes.max(1) as usize, 1, now, procs.unix_time()),
             phase: Phase::Running,
             listen_queue_errors: 0,
@@ -104,7 +116,10 @@ where
 
     /// Spawns the workers and supervises them until the instance stops; the exit status.
     pub async fn run(&mut self) -> i32 {
-        self.procs.log(&format!("spawned uWSGI master process (pid: {})", self.procs.pid()));
+        self.procs.log(&format!(
+            "spawned uWSGI master process (pid: {})",
+            self.procs.pid()
+        ));
         for index in 0..self.board.slots.len() {
             self.spawn(index, false);
         }
@@ -133,7 +148,12 @@ where
                 }
             }
             if let Phase::Stopping { .. } = self.phase {
-                if self.board.slots.iter().all(|s| s.status == WorkerStatus::Dead) {
+                if self
+                    .board
+                    .slots
+                    .iter()
+                    .all(|s| s.status == WorkerStatus::Dead)
+                {
                     self.procs.log("goodbye to uWSGI.");
                     return 0;
                 }
@@ -146,7 +166,9 @@ where
         let shared = match self.net.share(&self.prepared.listener) {
             Ok(shared) => shared,
             Err(e) => {
-                self.procs.log(&format!("wsgilab: cannot hand the socket to worker {id}: {e}; retrying in 1 s"));
+                self.procs.log(&format!(
+                    "wsgilab: cannot hand the socket to worker {id}: {e}; retrying in 1 s"
+                ));
                 self.board.slots[index].respawn_at = Some(Instant::now() + Duration::from_secs(1));
                 return;
             }
@@ -165,14 +187,18 @@ where
             },
             settings: self.prepared.settings.clone(),
         };
-        let spawned = self.supervisor.spawn_worker(self.python, move |link| worker_process(spec, link));
+        let spawned = self
+            .supervisor
+            .spawn_worker(self.python, move |link| worker_process(spec, link));
         let now = Instant::now();
         let now_unix = self.procs.unix_time();
         let slot = &mut self.board.slots[index];
         match spawned {
             Ok(pid) => {
-                let (respawns, quick_deaths, harakiris) = (slot.respawn_count, slot.quick_deaths, slot.harakiri_count);
-                let (requests, exceptions, tx, micros) = (slot.requests, slot.exceptions, slot.tx, slot.total_micros);
+                let (respawns, quick_deaths, harakiris) =
+                    (slot.respawn_count, slot.quick_deaths, slot.harakiri_count);
+                let (requests, exceptions, tx, micros) =
+                    (slot.requests, slot.exceptions, slot.tx, slot.total_micros);
                 *slot = WorkerSlot::new(id, slot.cores.len(), now, now_unix);
                 slot.pid = pid;
                 slot.status = WorkerStatus::Starting;
@@ -180,15 +206,22 @@ where
                 slot.harakiri_count = harakiris;
                 slot.respawn_count = respawns + u64::from(respawn);
                 // uWSGI's counters are per worker slot, across respawns.
-                (slot.requests, slot.exceptions, slot.tx, slot.total_micros) = (requests, exceptions, tx, micros);
+                (slot.requests, slot.exceptions, slot.tx, slot.total_micros) =
+                    (requests, exceptions, tx, micros);
                 if respawn {
-                    self.procs.log(&format!("Respawned uWSGI worker {id} (new pid: {pid})"));
+                    self.procs
+                        .log(&format!("Respawned uWSGI worker {id} (new pid: {pid})"));
                 } else {
-                    self.procs.log(&format!("spawned uWSGI worker {id} (pid: {pid}, cores: {})", slot.cores.len()));
+                    self.procs.log(&format!(
+                        "spawned uWSGI worker {id} (pid: {pid}, cores: {})",
+                        slot.cores.len()
+                    ));
                 }
             }
             Err(e) => {
-                self.procs.log(&format!("fork(): {e} [wsgilab master]; worker {id} will be retried in 1 s"));
+                self.procs.log(&format!(
+                    "fork(): {e} [wsgilab master]; worker {id} will be retried in 1 s"
+                ));
                 slot.respawn_at = Some(now + Duration::from_secs(1));
             }
         }
@@ -197,15 +230,24 @@ where
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::Int | Signal::Quit => {
-                self.procs.log("SIGINT/SIGQUIT received...killing workers...");
-                for slot in self.board.slots.iter().filter(|s| s.status != WorkerStatus::Dead) {
+                self.procs
+                    .log("SIGINT/SIGQUIT received...killing workers...");
+                for slot in self
+                    .board
+                    .slots
+                    .iter()
+                    .filter(|s| s.status != WorkerStatus::Dead)
+                {
                     let _ = self.supervisor.kill(slot.pid, Signal::Kill);
                 }
-                self.phase = Phase::Stopping { deadline: Instant::now() + self.mercy };
+                self.phase = Phase::Stopping {
+                    deadline: Instant::now() + self.mercy,
+                };
             }
             Signal::Term => {
                 if self.die_on_term {
-                    self.procs.log("SIGTERM received (--die-on-term): stopping gracefully");
+                    self.procs
+                        .log("SIGTERM received (--die-on-term): stopping gracefully");
                 } else {
                     self.procs.log("wsgilab: SIGTERM received: stopping gracefully (uWSGI 2.0 would reload here instead; --die-on-term makes it stop)");
                 }
@@ -217,14 +259,24 @@ where
                     self.procs.log("wsgilab: preforking: the new workers are forked from the app the master imported at start-up, so code changes need --lazy-apps (uWSGI re-executes its master here)");
                 }
                 self.procs.log("...gracefully killing workers...");
-                for slot in self.board.slots.iter_mut().filter(|s| s.status != WorkerStatus::Dead) {
-                    self.procs.log(&format!("Gracefully killing worker {} (pid: {})...", slot.id, slot.pid));
+                for slot in self
+                    .board
+                    .slots
+                    .iter_mut()
+                    .filter(|s| s.status != WorkerStatus::Dead)
+                {
+                    self.procs.log(&format!(
+                        "Gracefully killing worker {} (pid: {})...",
+                        slot.id, slot.pid
+                    ));
                     self.supervisor.send(slot.pid, MasterMessage::Stop);
                     slot.status = WorkerStatus::Stopping;
                     slot.stop_asked_at = Some(Instant::now());
                 }
             }
-            other => self.procs.log(&format!("wsgilab: master ignores {}", other.name())),
+            other => self
+                .procs
+                .log(&format!("wsgilab: master ignores {}", other.name())),
         }
     }
 
@@ -236,12 +288,17 @@ where
                 slot.respawn_at = None;
                 continue;
             }
-            self.procs.log(&format!("Gracefully killing worker {} (pid: {})...", slot.id, slot.pid));
+            self.procs.log(&format!(
+                "Gracefully killing worker {} (pid: {})...",
+                slot.id, slot.pid
+            ));
             self.supervisor.send(slot.pid, MasterMessage::Stop);
             slot.status = WorkerStatus::Stopping;
             slot.stop_asked_at = Some(now);
         }
-        self.phase = Phase::Stopping { deadline: now + self.mercy };
+        self.phase = Phase::Stopping {
+            deadline: now + self.mercy,
+        };
     }
 
     fn on_message(&mut self, pid: u32, message: WorkerMessage) {
@@ -258,14 +315,21 @@ where
 
     fn on_exit(&mut self, pid: u32, status: ExitStatus) {
         let now = Instant::now();
-        let Some(index) = self.board.slots.iter().position(|s| s.pid == pid && s.status != WorkerStatus::Dead) else {
+        let Some(index) = self
+            .board
+            .slots
+            .iter()
+            .position(|s| s.pid == pid && s.status != WorkerStatus::Dead)
+        else {
             return;
         };
         let stopping = matches!(self.phase, Phase::Stopping { .. });
         let slot = &mut self.board.slots[index];
         let lived = now.saturating_duration_since(slot.spawned_at);
         let was_ready = slot.status != WorkerStatus::Starting;
-        let in_flight = slot.oldest_request().map(|(_, r)| format!("{} {} ({})", r.method, r.uri, r.remote));
+        let in_flight = slot
+            .oldest_request()
+            .map(|(_, r)| format!("{} {} ({})", r.method, r.uri, r.remote));
         let asked_to_stop = slot.stop_asked_at.is_some();
         let retiring = slot.retiring;
         slot.status = WorkerStatus::Dead;
@@ -273,7 +337,11 @@ where
             core.request = None;
         }
         if stopping || (asked_to_stop && status == ExitStatus::Code(0)) {
-            self.procs.log(&format!("worker {} buried after {} seconds", slot.id, lived.as_secs()));
+            self.procs.log(&format!(
+                "worker {} buried after {} seconds",
+                slot.id,
+                lived.as_secs()
+            ));
             if stopping {
                 return;
             }
@@ -283,7 +351,9 @@ where
             match status {
                 ExitStatus::Signal(signal) => {
                     if signal == Signal::Segv {
-                        self.procs.log(&format!("!!! uWSGI process {pid} got Segmentation Fault !!!"));
+                        self.procs.log(&format!(
+                            "!!! uWSGI process {pid} got Segmentation Fault !!!"
+                        ));
                     }
                     self.procs.log(&format!(
                         "DAMN ! worker {} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
@@ -292,8 +362,14 @@ where
                     ));
                 }
                 ExitStatus::Code(code) => {
-                    self.procs.log(&format!("DAMN ! worker {} (pid: {pid}) died :( trying respawn ...", slot.id));
-                    self.procs.log(&format!("wsgilab: worker {} exited with status {code}", slot.id));
+                    self.procs.log(&format!(
+                        "DAMN ! worker {} (pid: {pid}) died :( trying respawn ...",
+                        slot.id
+                    ));
+                    self.procs.log(&format!(
+                        "wsgilab: worker {} exited with status {code}",
+                        slot.id
+                    ));
                 }
             }
             if let Some(request) = in_flight {
@@ -310,7 +386,10 @@ where
         }
         if slot.quick_deaths >= 2 {
             let wait = Duration::from_secs(1 << (slot.quick_deaths - 2).min(5)).min(MAX_BACKOFF);
-            self.procs.log(&format!("worker respawning too fast !!! i have to sleep a bit ({} seconds)...", wait.as_secs()));
+            self.procs.log(&format!(
+                "worker respawning too fast !!! i have to sleep a bit ({} seconds)...",
+                wait.as_secs()
+            ));
             self.procs.log(&format!(
                 "wsgilab: worker {} died {} ms after it was spawned, {} times in a row (a start-up failure?): waiting {} s before the next respawn",
                 slot.id,
@@ -335,7 +414,8 @@ where
                 let due: Vec<usize> = (0..self.board.slots.len())
                     .filter(|&i| {
                         let slot = &self.board.slots[i];
-                        slot.status == WorkerStatus::Dead && slot.respawn_at.is_some_and(|at| at <= now)
+                        slot.status == WorkerStatus::Dead
+                            && slot.respawn_at.is_some_and(|at| at <= now)
                     })
                     .collect();
                 for index in due {
@@ -343,13 +423,20 @@ where
                 }
                 // A reloading worker that outstays the mercy.
                 for slot in &self.board.slots {
-                    if slot.stop_asked_at.is_some_and(|at| now >= at + self.mercy) && slot.status != WorkerStatus::Dead {
+                    if slot.stop_asked_at.is_some_and(|at| now >= at + self.mercy)
+                        && slot.status != WorkerStatus::Dead
+                    {
                         self.no_mercy(slot);
                     }
                 }
             }
             Phase::Stopping { deadline } if now >= deadline => {
-                for slot in self.board.slots.iter().filter(|s| s.status != WorkerStatus::Dead) {
+                for slot in self
+                    .board
+                    .slots
+                    .iter()
+                    .filter(|s| s.status != WorkerStatus::Dead)
+                {
                     self.no_mercy(slot);
                 }
             }
@@ -371,18 +458,26 @@ where
             if slot.status == WorkerStatus::Dead {
                 continue;
             }
-            let Some((core, request)) = slot.oldest_request() else { continue };
+            let Some((core, request)) = slot.oldest_request() else {
+                continue;
+            };
             if now.saturating_duration_since(request.since) < limit {
                 continue;
             }
             let lines = [
-                format!("{ctime} - *** HARAKIRI ON WORKER {} (pid: {}, try: 1, graceful: no) ***", slot.id, slot.pid),
+                format!(
+                    "{ctime} - *** HARAKIRI ON WORKER {} (pid: {}, try: 1, graceful: no) ***",
+                    slot.id, slot.pid
+                ),
                 format!("{ctime} - HARAKIRI !!! worker {} status !!!", slot.id),
                 format!(
                     "{ctime} - HARAKIRI [core {core}] {} - {} {} since {}",
                     request.remote, request.method, request.uri, request.since_unix
                 ),
-                format!("{ctime} - HARAKIRI !!! end of worker {} status !!!", slot.id),
+                format!(
+                    "{ctime} - HARAKIRI !!! end of worker {} status !!!",
+                    slot.id
+                ),
                 format!("HARAKIRI triggered by worker {} core {core} !!!", slot.id),
             ];
             for line in lines {
@@ -405,7 +500,9 @@ where
     }
 
     fn listen_queue_check(&mut self) {
-        let Some((queued, max)) = self.prepared.listener.queue_depth() else { return };
+        let Some((queued, max)) = self.prepared.listener.queue_depth() else {
+            return;
+        };
         if max > 0 && queued >= max {
             self.listen_queue_errors += 1;
             self.procs.log(&format!(
@@ -419,7 +516,11 @@ where
 
     async fn serve_stats(&self, (mut stream, _peer): (N::Stream, std::net::SocketAddr)) {
         let system = self.procs.system();
-        let cwd = self.procs.current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        let cwd = self
+            .procs
+            .current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         let instance = stats::Instance {
             master_pid: self.procs.pid(),
             uid: system.uid,
@@ -450,7 +551,9 @@ where
     }
 }
 
-async fn accept_optional<L: Listener>(listener: Option<&L>) -> io::Result<(L::Stream, std::net::SocketAddr)> {
+async fn accept_optional<L: Listener>(
+    listener: Option<&L>,
+) -> io::Result<(L::Stream, std::net::SocketAddr)> {
     match listener {
         Some(listener) => listener.accept().await,
         None => std::future::pending().await,

@@ -132,11 +132,17 @@ pub struct Scoreboard {
 
 impl Scoreboard {
     pub fn new(workers: usize, cores: usize, now: Instant, now_unix: u64) -> Scoreboard {
-        Scoreboard { slots: (1..=workers).map(|id| WorkerSlot::new(id, cores, now, now_unix)).collect() }
+        Scoreboard {
+            slots: (1..=workers)
+                .map(|id| WorkerSlot::new(id, cores, now, now_unix))
+                .collect(),
+        }
     }
 
     pub fn by_pid(&mut self, pid: u32) -> Option<&mut WorkerSlot> {
-        self.slots.iter_mut().find(|s| s.pid == pid && s.status != WorkerStatus::Dead)
+        self.slots
+            .iter_mut()
+            .find(|s| s.pid == pid && s.status != WorkerStatus::Dead)
     }
 
     /// Records a worker's message.
@@ -149,13 +155,31 @@ impl Scoreboard {
                     slot.status = WorkerStatus::Idle;
                 }
             }
-            WorkerMessage::Busy { core, method, uri, remote } => {
+            WorkerMessage::Busy {
+                core,
+                method,
+                uri,
+                remote,
+            } => {
                 if let Some(c) = slot.cores.get_mut(core) {
-                    c.request = Some(CurrentRequest { method, uri, remote, since: now, since_unix: now_unix });
+                    c.request = Some(CurrentRequest {
+                        method,
+                        uri,
+                        remote,
+                        since: now,
+                        since_unix: now_unix,
+                    });
                 }
                 slot.refresh_status();
             }
-            WorkerMessage::Idle { core, micros, exception, tx, rss, .. } => {
+            WorkerMessage::Idle {
+                core,
+                micros,
+                exception,
+                tx,
+                rss,
+                ..
+            } => {
                 if let Some(c) = slot.cores.get_mut(core) {
                     c.request = None;
                     c.requests += 1;
@@ -182,7 +206,11 @@ impl Scoreboard {
     }
 
     pub fn busy_cores(&self) -> usize {
-        self.slots.iter().flat_map(|s| &s.cores).filter(|c| c.request.is_some()).count()
+        self.slots
+            .iter()
+            .flat_map(|s| &s.cores)
+            .filter(|c| c.request.is_some())
+            .count()
     }
 }
 
@@ -201,11 +229,23 @@ mod tests {
         board.apply(100, WorkerMessage::Ready { app_loaded: true }, now, 0);
         board.apply(101, WorkerMessage::Ready { app_loaded: true }, now, 0);
         assert_eq!(board.statuses(), ["idle", "idle"]);
-        let busy = WorkerMessage::Busy { core: 0, method: "GET".into(), uri: "/".into(), remote: "1.2.3.4".into() };
+        let busy = WorkerMessage::Busy {
+            core: 0,
+            method: "GET".into(),
+            uri: "/".into(),
+            remote: "1.2.3.4".into(),
+        };
         board.apply(101, busy, now, 0);
         assert_eq!(board.statuses(), ["idle", "busy"]);
         assert_eq!(board.busy_cores(), 1);
-        let idle = WorkerMessage::Idle { core: 0, status: 200, micros: 3000, exception: false, tx: 13, rss: 1 << 20 };
+        let idle = WorkerMessage::Idle {
+            core: 0,
+            status: 200,
+            micros: 3000,
+            exception: false,
+            tx: 13,
+            rss: 1 << 20,
+        };
         board.apply(101, idle, now, 0);
         assert_eq!(board.statuses(), ["idle", "idle"]);
         assert_eq!(board.slots[1].requests, 1);

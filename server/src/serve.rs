@@ -146,7 +146,10 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         config.worker_reload_mercy
     ));
     let master_mode = config.master || config.processes > 1;
-    procs.log(&format!("*** Operational MODE: {} ***", operational_mode(config)));
+    procs.log(&format!(
+        "*** Operational MODE: {} ***",
+        operational_mode(config)
+    ));
 
     let source = match (config.module_and_callable(), &config.wsgi_file) {
         (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
@@ -225,7 +228,11 @@ pub struct AppLoader {
 impl AppLoader {
     /// The app, `Ok(None)` when it could not be loaded and the server serves 500s, or
     /// `Err(EXIT_NO_APP)` under --need-app.
-    pub fn load<P: Procs, Y: Python>(&self, procs: &P, python: &mut Y) -> Result<Option<Y::App>, i32> {
+    pub fn load<P: Procs, Y: Python>(
+        &self,
+        procs: &P,
+        python: &mut Y,
+    ) -> Result<Option<Y::App>, i32> {
         let Some(source) = &self.source else {
             procs.log("*** no app loaded. going in full dynamic mode ***");
             procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
@@ -250,13 +257,21 @@ impl AppLoader {
                 for line in &failure.traceback {
                     procs.log(line);
                 }
-                procs.log("unable to load app 0 (mountpoint='') (callable not found or import error)");
+                procs.log(
+                    "unable to load app 0 (mountpoint='') (callable not found or import error)",
+                );
                 if self.need_app {
                     procs.log("*** no app loaded. GAME OVER ***");
                 } else {
                     procs.log("*** no app loaded. going in full dynamic mode ***");
                 }
-                for line in hints::for_load_failure(procs, &failure, source, &self.cwd, self.virtualenv.as_deref()) {
+                for line in hints::for_load_failure(
+                    procs,
+                    &failure,
+                    source,
+                    &self.cwd,
+                    self.virtualenv.as_deref(),
+                ) {
                     procs.log(&line);
                 }
                 if self.need_app {

@@ -17,9 +17,9 @@ use tokio::time::{timeout, Instant};
 use crate::http::{BodyFraming, Event, HttpError, Limits, RequestHead, RequestParser};
 use crate::log::RequestLog;
 use crate::net::{Listener, Net};
-use crate::serve::AppLoader;
 use crate::procs::{Procs, WorkerLink, WorkerMessage};
 use crate::python::{App, AppError, AppResponse, Python, ResponsePart, WsgiRequest};
+use crate::serve::AppLoader;
 use crate::wsgi::{build_request, ConnectionInfo};
 
 /// How a worker speaks HTTP, from the command line.
@@ -133,7 +133,12 @@ impl<'a, P: Procs, A: App> Worker<'a, P, A, NoMaster> {
 
 impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     /// A worker that reports to its master over `link`.
-    pub fn with_master(procs: &'a P, app: Option<&'a A>, link: &'a L, settings: WorkerSettings) -> Self {
+    pub fn with_master(
+        procs: &'a P,
+        app: Option<&'a A>,
+        link: &'a L,
+        settings: WorkerSettings,
+    ) -> Self {
         Worker {
             procs,
             app,
@@ -234,7 +239,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             });
             // The last request before retiring closes its connection, so nothing the client
             // sends next lands on a worker that is about to leave.
-            let last = self.settings.max_requests > 0 && self.served.get() + 1 >= self.settings.max_requests;
+            let last = self.settings.max_requests > 0
+                && self.served.get() + 1 >= self.settings.max_requests;
             let keep_alive = self.settings.keep_alive && head.keep_alive && !last;
             let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
             self.served.set(self.served.get() + 1);
@@ -698,7 +704,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     /// Tells the master the request is done, and decides whether this worker should retire.
     fn finished(&self, outcome: &Outcome, started: Instant) {
         let sample_due = self.settings.reload_on_rss > 0
-            || self.rss_sampled_at.get().is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            || self
+                .rss_sampled_at
+                .get()
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
         let rss = if sample_due {
             self.rss_sampled_at.set(Some(Instant::now()));
             self.procs.rss_bytes()
@@ -713,20 +722,26 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             tx: outcome.body_bytes,
             rss,
         });
-        let reason = if self.settings.max_requests > 0 && self.served.get() >= self.settings.max_requests {
-            Some(format!("--max-requests {} reached", self.settings.max_requests))
-        } else if self.settings.reload_on_rss > 0 && rss > self.settings.reload_on_rss {
-            Some(format!(
-                "resident memory {} MB is over --reload-on-rss {} MB",
-                rss >> 20,
-                self.settings.reload_on_rss >> 20
-            ))
-        } else {
-            None
-        };
+        let reason =
+            if self.settings.max_requests > 0 && self.served.get() >= self.settings.max_requests {
+                Some(format!(
+                    "--max-requests {} reached",
+                    self.settings.max_requests
+                ))
+            } else if self.settings.reload_on_rss > 0 && rss > self.settings.reload_on_rss {
+                Some(format!(
+                    "resident memory {} MB is over --reload-on-rss {} MB",
+                    rss >> 20,
+                    self.settings.reload_on_rss >> 20
+                ))
+            } else {
+                None
+            };
         if let Some(reason) = reason {
             if self.retiring().is_none() {
-                self.link.send(WorkerMessage::Retiring { reason: reason.clone() });
+                self.link.send(WorkerMessage::Retiring {
+                    reason: reason.clone(),
+                });
                 self.retiring.set(Some(reason));
             }
         }
@@ -862,28 +877,6 @@ fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(parse_status("200 OK"), Some(200));
-        assert_eq!(parse_status("404 "), Some(404));
-        assert_eq!(parse_status("200"), None);
-        assert_eq!(parse_status("20x OK"), None);
-        assert_eq!(parse_status("200 OK\r\nX: y"), None);
-    }
-
-    #[test]
-    fn tokens() {
-        assert!(is_token("Content-Type"));
-        assert!(!is_token("Bad Name"));
-        assert!(!is_token("X:y"));
-        assert!(!is_token(""));
-    }
-}
-
 /// Everything a forked worker process needs, handed over by the master.
 pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
     pub id: usize,
@@ -909,7 +902,16 @@ where
     Y: Python,
     L: WorkerLink,
 {
-    let WorkerSpec { id, net, shared, procs, mut python, app, lazy, settings } = spec;
+    let WorkerSpec {
+        id,
+        net,
+        shared,
+        procs,
+        mut python,
+        app,
+        lazy,
+        settings,
+    } = spec;
     let app = match (app, lazy) {
         (Some(app), _) => Some(app),
         (None, Some(loader)) => match loader.load(&procs, &mut python) {
@@ -921,11 +923,15 @@ where
     let listener = match net.adopt(shared) {
         Ok(listener) => listener,
         Err(e) => {
-            procs.log(&format!("wsgilab: worker {id} cannot use the inherited socket: {e}"));
+            procs.log(&format!(
+                "wsgilab: worker {id} cannot use the inherited socket: {e}"
+            ));
             return 1;
         }
     };
-    link.send(WorkerMessage::Ready { app_loaded: app.is_some() });
+    link.send(WorkerMessage::Ready {
+        app_loaded: app.is_some(),
+    });
     let worker = Worker::with_master(&procs, app.as_ref(), &link, settings);
     if let Err(e) = worker.run(&listener).await {
         procs.log(&format!("accept(): {e} [worker {id}]"));
@@ -933,7 +939,32 @@ where
     }
     if let Some(reason) = worker.retiring() {
         procs.log(&format!("wsgilab: worker {id} retires: {reason}"));
-        procs.log(&format!("...The work of process {} is done. Seeya!", procs.pid()));
+        procs.log(&format!(
+            "...The work of process {} is done. Seeya!",
+            procs.pid()
+        ));
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK"), Some(200));
+        assert_eq!(parse_status("404 "), Some(404));
+        assert_eq!(parse_status("200"), None);
+        assert_eq!(parse_status("20x OK"), None);
+        assert_eq!(parse_status("200 OK\r\nX: y"), None);
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("Content-Type"));
+        assert!(!is_token("Bad Name"));
+        assert!(!is_token("X:y"));
+        assert!(!is_token(""));
+    }
 }

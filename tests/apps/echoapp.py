@@ -16,6 +16,7 @@ def application(environ, start_response):
         "query": environ.get("QUERY_STRING", ""),
         "uri": environ.get("REQUEST_URI"),
         "protocol": environ["SERVER_PROTOCOL"],
+        "server_name": environ.get("SERVER_NAME"),
         "content_type": environ.get("CONTENT_TYPE"),
         "content_length": environ.get("CONTENT_LENGTH"),
         "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")},

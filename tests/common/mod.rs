@@ -101,11 +101,23 @@ pub fn django_project(parent: &Path) -> PathBuf {
 }
 
 fn build_django_venv() -> PathBuf {
+    cached_venv(
+        &format!("django-{DJANGO_VERSION}"),
+        &[&format!("django=={DJANGO_VERSION}")],
+    )
+}
+
+/// A virtualenv with pinned tools (e.g. `uwsgitop==0.12`), cached like the Django one.
+pub fn tool_venv(packages: &[&str]) -> PathBuf {
+    let name = format!("tools-{}", packages.join("-").replace(['=', '.', '/'], "_"));
+    cached_venv(&name, packages)
+}
+
+/// A virtualenv made by [`python()`] under `target/test-cache/<name>-py<major.minor>/` with
+/// `packages` installed by pip; built once, then reused; safe to call concurrently.
+fn cached_venv(name: &str, packages: &[&str]) -> PathBuf {
     let cache = target_dir().join("test-cache");
-    let name = format!(
-        "django-{DJANGO_VERSION}-py{}",
-        env!("WSGILAB_PYTHON_VERSION")
-    );
+    let name = format!("{name}-py{}", env!("WSGILAB_PYTHON_VERSION"));
     let venv = cache.join(&name);
     let marker = venv.join(".wsgilab-complete");
     if marker.is_file() {
@@ -135,14 +147,14 @@ fn build_django_venv() -> PathBuf {
     );
     let pip = Command::new(venv.join("bin").join("python"))
         .args(["-m", "pip", "install", "--disable-pip-version-check"])
-        .arg(format!("django=={DJANGO_VERSION}"))
+        .args(packages)
         .env_remove("PYTHONHOME")
         .env_remove("PYTHONPATH")
         .output()
         .expect("run pip");
     if !pip.status.success() {
         panic!(
-            "pip could not install django=={DJANGO_VERSION} into {} ({}). The first run needs \
+            "pip could not install {packages:?} into {} ({}). The first run needs \
              PyPI (network); later runs reuse the cached virtualenv.\n--- pip stderr ---\n{}",
             venv.display(),
             pip.status,
@@ -151,7 +163,7 @@ fn build_django_venv() -> PathBuf {
     }
     let mut f = std::fs::File::create(&marker)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
-    writeln!(f, "django=={DJANGO_VERSION} python={}", python().display()).unwrap();
+    writeln!(f, "{} python={}", packages.join(" "), python().display()).unwrap();
     venv
 }
 
@@ -198,7 +210,7 @@ impl DirLock {
                     }
                     if start.elapsed() > LOCK_TIMEOUT {
                         panic!(
-                            "waited {:?} for {} (another test building the Django \
+                            "waited {:?} for {} (another test building a cached \
                              virtualenv); remove it if no test is running",
                             LOCK_TIMEOUT,
                             dir.display()

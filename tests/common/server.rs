@@ -114,6 +114,36 @@ impl Server {
         read_response(&mut stream, false).expect("a response")
     }
 
+    /// The server's (master's) pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("server running")
+    }
+
+    /// Sends a signal (`"HUP"`, `"TERM"`, `"KILL"`...) to the server process.
+    pub fn signal(&self, name: &str) {
+        signal(self.pid(), name);
+    }
+
+    /// Waits for the server to exit by itself; its status and log.
+    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("server running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status.code(), self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the server (SIGINT) and returns its exit status and log.
     pub fn stop(mut self) -> (Option<i32>, String) {
         let status = self.child.take().map(|mut child| {
@@ -139,11 +169,33 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGINT first: a master kills its workers before leaving, so none is left behind.
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// Sends a signal by name to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 /// Runs `wsgilab serve ARGS...` in `cwd` to completion (for commands that exit by themselves).

@@ -44,7 +44,9 @@ impl Net for RealNet {
     fn adopt(&self, shared: OwnedFd) -> io::Result<RealListener> {
         let std_listener = std::net::TcpListener::from(shared);
         std_listener.set_nonblocking(true)?;
-        Ok(RealListener { inner: TcpListener::from_std(std_listener)? })
+        Ok(RealListener {
+            inner: TcpListener::from_std(std_listener)?,
+        })
     }
 }
 

@@ -157,9 +157,21 @@ pub enum WorkerMessage {
     /// The worker has its app (or knows it has none) and accepts connections.
     Ready { app_loaded: bool },
     /// A core started serving a request.
-    Busy { core: usize, method: String, uri: String, remote: String },
+    Busy {
+        core: usize,
+        method: String,
+        uri: String,
+        remote: String,
+    },
     /// A core finished a request.
-    Idle { core: usize, status: u16, micros: u64, exception: bool, tx: u64, rss: u64 },
+    Idle {
+        core: usize,
+        status: u16,
+        micros: u64,
+        exception: bool,
+        tx: u64,
+        rss: u64,
+    },
     /// The worker leaves by itself once its current requests are done (max-requests,
     /// reload-on-rss); the master respawns it.
     Retiring { reason: String },

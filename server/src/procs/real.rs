@@ -95,9 +95,17 @@ impl Procs for RealProcs {
         // statm's second field: resident pages.
         let pages = std::fs::read_to_string("/proc/self/statm")
             .ok()
-            .and_then(|s| s.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
             .unwrap_or(0);
-        pages * sysconf(SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64
+        pages
+            * sysconf(SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096) as u64
     }
 
     fn current_dir(&self) -> io::Result<PathBuf> {

@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use nix::sys::signal::{self as nix_signal, SigHandler};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook_tokio::Signals;
 use tokio::io::AsyncBufReadExt;
-use tokio::signal::unix::{signal, Signal as TokioSignal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::sync::Notify;
 
@@ -30,22 +32,31 @@ use super::{
 };
 
 /// The master process's workers, as the OS runs them.
+///
+/// Signals reach the master through signal-hook's pipe, not tokio's: every tokio runtime
+/// with I/O shares one process-wide signal pipe, which the forked workers' runtimes would
+/// inherit and drain, stealing the master's SIGINT.
 pub struct RealSupervisor {
-    events_tx: mpsc::UnboundedSender<MasterEvent>,
-    events_rx: RefCell<mpsc::UnboundedReceiver<MasterEvent>>,
+    events_tx: mpsc::UnboundedSender<Incoming>,
+    // Async mutexes, never contended: the master's one task holds them across the wait, and
+    // a wait cancelled by the master's select releases them.
+    events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>,
+    /// Workers reaped whose channel is still open, and channels closed before their reaping:
+    /// a worker's exit is reported once both happened, so every message it sent comes first.
+    reaped: RefCell<BTreeMap<u32, ExitStatus>>,
+    closed: RefCell<std::collections::BTreeSet<u32>>,
+    ready: RefCell<std::collections::VecDeque<MasterEvent>>,
     /// The master's end of each worker's channel, for writing. Written directly rather than
     /// through tokio: a freshly registered socket is not yet known to be writable to tokio,
     /// and a Stop must not be lost to that.
     to_workers: RefCell<BTreeMap<u32, StdUnixStream>>,
-    signals: RefCell<Signals>,
+    signals: tokio::sync::Mutex<Signals>,
 }
 
-struct Signals {
-    hup: TokioSignal,
-    int: TokioSignal,
-    quit: TokioSignal,
-    term: TokioSignal,
-    child: TokioSignal,
+/// What the channel readers report.
+enum Incoming {
+    Message { pid: u32, message: WorkerMessage },
+    Closed { pid: u32 },
 }
 
 impl RealSupervisor {
@@ -55,15 +66,14 @@ impl RealSupervisor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         Ok(RealSupervisor {
             events_tx,
-            events_rx: RefCell::new(events_rx),
+            events_rx: tokio::sync::Mutex::new(events_rx),
+            reaped: RefCell::new(BTreeMap::new()),
+            closed: RefCell::new(Default::default()),
+            ready: RefCell::new(Default::default()),
             to_workers: RefCell::new(BTreeMap::new()),
-            signals: RefCell::new(Signals {
-                hup: signal(SignalKind::hangup())?,
-                int: signal(SignalKind::interrupt())?,
-                quit: signal(SignalKind::quit())?,
-                term: signal(SignalKind::terminate())?,
-                child: signal(SignalKind::child())?,
-            }),
+            signals: tokio::sync::Mutex::new(Signals::new([
+                SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD,
+            ])?),
         })
     }
 
@@ -84,7 +94,25 @@ impl RealSupervisor {
     fn exited(&self, pid: Pid, status: ExitStatus) {
         let pid = pid.as_raw() as u32;
         self.to_workers.borrow_mut().remove(&pid);
-        let _ = self.events_tx.send(MasterEvent::Exited { pid, status });
+        if self.closed.borrow_mut().remove(&pid) {
+            self.ready
+                .borrow_mut()
+                .push_back(MasterEvent::Exited { pid, status });
+        } else {
+            self.reaped.borrow_mut().insert(pid, status);
+        }
+    }
+
+    fn channel_closed(&self, pid: u32) {
+        match self.reaped.borrow_mut().remove(&pid) {
+            Some(status) => self
+                .ready
+                .borrow_mut()
+                .push_back(MasterEvent::Exited { pid, status }),
+            None => {
+                self.closed.borrow_mut().insert(pid);
+            }
+        }
     }
 }
 
@@ -124,7 +152,10 @@ impl Supervisor for RealSupervisor {
                     }
                 }
                 let worker = std::thread::spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
                         Ok(runtime) => runtime,
                         Err(e) => {
                             eprintln!("wsgilab worker: cannot start its event loop: {e}");
@@ -151,9 +182,10 @@ impl Supervisor for RealSupervisor {
                     let mut lines = tokio::io::BufReader::new(read).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
                         if let Ok(message) = serde_json::from_str::<WorkerMessage>(&line) {
-                            let _ = events.send(MasterEvent::Message { pid, message });
+                            let _ = events.send(Incoming::Message { pid, message });
                         }
                     }
+                    let _ = events.send(Incoming::Closed { pid });
                 });
                 Ok(pid)
             }
@@ -181,29 +213,28 @@ impl Supervisor for RealSupervisor {
 
     async fn next_event(&self) -> MasterEvent {
         loop {
-            if let Ok(event) = self.events_rx.borrow_mut().try_recv() {
+            if let Some(event) = self.ready.borrow_mut().pop_front() {
                 return event;
             }
-            let mut guard = self.signals.borrow_mut();
-            let signals = &mut *guard;
-            let mut events = self.events_rx.borrow_mut();
-            let reap = tokio::select! {
+            let mut signals = self.signals.lock().await;
+            let mut events = self.events_rx.lock().await;
+            let wake = tokio::select! {
                 biased;
-                _ = signals.child.recv() => true,
-                _ = signals.int.recv() => return MasterEvent::Signal(Signal::Int),
-                _ = signals.quit.recv() => return MasterEvent::Signal(Signal::Quit),
-                _ = signals.term.recv() => return MasterEvent::Signal(Signal::Term),
-                _ = signals.hup.recv() => return MasterEvent::Signal(Signal::Hup),
-                event = events.recv() => match event {
-                    Some(event) => return event,
-                    None => false,
+                signal = signals.next() => match signal {
+                    Some(SIGCHLD) | None => None,
+                    Some(n) => return MasterEvent::Signal(Signal::from_number(n)),
                 },
+                incoming = events.recv() => incoming,
                 // A SIGCHLD merged with another or lost to a race: look anyway, once a second.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => None,
             };
-            drop((guard, events));
-            if reap {
-                self.reap();
+            drop((signals, events));
+            match wake {
+                Some(Incoming::Message { pid, message }) => {
+                    return MasterEvent::Message { pid, message }
+                }
+                Some(Incoming::Closed { pid }) => self.channel_closed(pid),
+                None => self.reap(),
             }
         }
     }
@@ -229,23 +260,24 @@ impl RealLink {
             // A thread of its own: the worker's cores may be blocked in Python at any moment,
             // and the master's word must still arrive.
             std::thread::spawn(move || {
-                let mut lines = BufReader::new(reader).lines();
-                loop {
-                    match lines.next() {
-                        Some(Ok(line)) => {
-                            if matches!(serde_json::from_str::<MasterMessage>(&line), Ok(MasterMessage::Stop)) {
-                                break;
-                            }
-                        }
-                        // EOF or error: the master is gone, and an orphan must not serve on.
-                        _ => break,
+                // Until Stop, or EOF or an error: the master is gone, and an orphan must not
+                // serve on.
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    if matches!(
+                        serde_json::from_str::<MasterMessage>(&line),
+                        Ok(MasterMessage::Stop)
+                    ) {
+                        break;
                     }
                 }
                 stop.stopped.store(true, Ordering::SeqCst);
                 stop.notify.notify_waiters();
             });
         }
-        RealLink { writer: Mutex::new(stream), stop }
+        RealLink {
+            writer: Mutex::new(stream),
+            stop,
+        }
     }
 }
 

@@ -362,7 +362,10 @@ impl RealApp {
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("wsgi.input_terminated", true)?;
         Ok(RealApp {
-            inner: std::sync::Arc::new(AppObjects { callable, environ_template: template.unbind() }),
+            inner: std::sync::Arc::new(AppObjects {
+                callable,
+                environ_template: template.unbind(),
+            }),
         })
     }
 }
@@ -375,7 +378,12 @@ impl App for RealApp {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
             };
-            let environ = self.inner.environ_template.bind(py).copy().map_err(to_error)?;
+            let environ = self
+                .inner
+                .environ_template
+                .bind(py)
+                .copy()
+                .map_err(to_error)?;
             for (key, value) in &request.vars {
                 environ
                     .set_item(key.as_str(), latin1(py, value))
