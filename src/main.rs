@@ -108,7 +108,7 @@ fn serve(args: &[OsString]) -> ExitCode {
                 procs.log("goodbye to uWSGI.");
                 0
             }
-            status = server::serve::serve(&prepared, &procs) => status,
+            status = server::serve::serve(&prepared, &RealNet, &procs, &python) => status,
         }
     });
     ExitCode::from(status.clamp(0, 255) as u8)

@@ -492,3 +492,36 @@ fn port_in_use_is_uwsgis_message_and_status_1() {
         "{log}"
     );
 }
+
+#[test]
+fn threads_serve_requests_at_once_in_one_process() {
+    let server = start(&["--threads", "4"]);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .write_all(
+                        b"GET /concurrent?0.5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                let response = read_response(&mut stream, false).unwrap();
+                serde_json::from_slice::<Value>(&response.body).unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<Value> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let most = answers
+        .iter()
+        .map(|a| a["max"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        most >= 2,
+        "four threads never ran two requests at once: {answers:?}"
+    );
+    assert!(answers.iter().all(|a| a["multithread"] == true));
+    assert!(server.log().contains("*** Operational MODE: threaded ***"));
+    assert_valid(&server);
+}

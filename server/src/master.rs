@@ -58,12 +58,12 @@ pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
 
 impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
 where
-    N: Net + Clone + Send + 'static,
+    N: Net + Clone + Send + Sync + 'static,
     N::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    P: Procs + Clone + Send + 'static,
+    P: Procs + Clone + Send + Sync + 'static,
     S: Supervisor,
     Y: Python + ForkHooks + Clone + Send + 'static,
-    Y::App: Clone + Send + 'static,
+    Y::App: Clone + Send + Sync + 'static,
 {
     pub fn new(
         config: &Config,

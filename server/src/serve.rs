@@ -15,7 +15,7 @@ use crate::log::banner_head;
 use crate::net::{Listener, Net};
 use crate::procs::Procs;
 use crate::python::{AppSource, InterpreterSetup, Python};
-use crate::worker::{Worker, WorkerSettings};
+use crate::worker::{worker_process, NoMaster, WorkerSettings, WorkerSpec};
 
 /// uWSGI's exit status when `--need-app` finds no app.
 pub const EXIT_NO_APP: i32 = 22;
@@ -194,6 +194,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         multiprocess: config.processes > 1,
         max_requests: config.max_requests,
         reload_on_rss: config.reload_on_rss << 20,
+        threads: config.threads.max(1) as usize,
     };
     Ok(Prepared {
         listener,
@@ -284,22 +285,39 @@ impl AppLoader {
     }
 }
 
-/// Serves until the listener fails; the exit status.
-pub async fn serve<L, P, A>(prepared: &Prepared<L, A>, procs: &P) -> i32
+/// Serves in this very process, as uWSGI does without a master and with one process: the
+/// process is its only worker. Returns when the listener fails for good; the exit status.
+pub async fn serve<N, P, Y>(
+    prepared: &Prepared<N::Listener, Y::App>,
+    net: &N,
+    procs: &P,
+    python: &Y,
+) -> i32
 where
-    L: Listener,
-    L::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    P: Procs,
-    A: crate::python::App,
+    N: Net + Clone + Send + Sync + 'static,
+    N::Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    P: Procs + Clone + Send + Sync + 'static,
+    Y: Python + Clone,
+    Y::App: Clone + Send + Sync + 'static,
 {
-    let worker = Worker::new(procs, prepared.app.as_ref(), prepared.settings.clone());
-    match worker.run(&prepared.listener).await {
-        Ok(()) => 0,
+    let shared = match net.share(&prepared.listener) {
+        Ok(shared) => shared,
         Err(e) => {
-            procs.log(&format!("accept(): {e}"));
-            1
+            procs.log(&format!("wsgilab: cannot use the socket: {e}"));
+            return 1;
         }
-    }
+    };
+    let spec = WorkerSpec {
+        id: 1,
+        net: net.clone(),
+        shared,
+        procs: procs.clone(),
+        python: python.clone(),
+        app: prepared.app.clone(),
+        lazy: None,
+        settings: prepared.settings.clone(),
+    };
+    worker_process(spec, NoMaster).await
 }
 
 fn log_bind_error(procs: &impl Procs, spec: &str, addr: std::net::SocketAddr, e: &io::Error) {

@@ -5,9 +5,10 @@
 //! Written against the seams only, so the same code serves real sockets with CPython and the
 //! simulated network with the modelled app.
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +39,8 @@ pub struct WorkerSettings {
     pub max_requests: u64,
     /// `--reload-on-rss`, in bytes: leave once resident memory is above it (0: never).
     pub reload_on_rss: u64,
+    /// `--threads`: requests served at once by one worker process, under one GIL.
+    pub threads: usize,
 }
 
 /// The channel of a worker without a master (single-process mode): nobody to tell, nobody to
@@ -60,13 +63,22 @@ pub struct Worker<'a, P: Procs, A: App, L: WorkerLink = NoMaster> {
     link: &'a L,
     settings: WorkerSettings,
     pid: u32,
+    /// Which of the worker's threads this is (uWSGI's "core").
+    core: usize,
+    /// What the worker's cores share.
+    shared: Arc<WorkerShared>,
+}
+
+/// The counters and decisions of a worker process, shared by its cores (threads).
+#[derive(Debug, Default)]
+pub struct WorkerShared {
     /// Requests that reached the app (uWSGI's `req: N/M`).
-    requests: Cell<u64>,
+    requests: AtomicU64,
     /// Every request answered, app or not (for --max-requests).
-    served: Cell<u64>,
+    served: AtomicU64,
     /// Set once the worker decided to leave after the requests in hand.
-    retiring: Cell<Option<String>>,
-    rss_sampled_at: Cell<Option<Instant>>,
+    retiring: Mutex<Option<String>>,
+    rss_sampled_at: Mutex<Option<Instant>>,
 }
 
 /// The status, headers and framing of a response about to be written.
@@ -125,19 +137,21 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 impl<'a, P: Procs, A: App> Worker<'a, P, A, NoMaster> {
-    /// A worker on its own, without a master.
+    /// A worker on its own, without a master, with one core.
     pub fn new(procs: &'a P, app: Option<&'a A>, settings: WorkerSettings) -> Self {
-        Worker::with_master(procs, app, &NoMaster, settings)
+        Worker::with_master(procs, app, &NoMaster, settings, 0, Arc::default())
     }
 }
 
 impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
-    /// A worker that reports to its master over `link`.
+    /// Core `core` of a worker that reports to its master over `link`.
     pub fn with_master(
         procs: &'a P,
         app: Option<&'a A>,
         link: &'a L,
         settings: WorkerSettings,
+        core: usize,
+        shared: Arc<WorkerShared>,
     ) -> Self {
         Worker {
             procs,
@@ -145,18 +159,18 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             link,
             pid: procs.pid(),
             settings,
-            requests: Cell::new(0),
-            served: Cell::new(0),
-            retiring: Cell::new(None),
-            rss_sampled_at: Cell::new(None),
+            core,
+            shared,
         }
     }
 
     /// Why the worker is leaving by itself, once it has decided to.
     pub fn retiring(&self) -> Option<String> {
-        let reason = self.retiring.take();
-        self.retiring.set(reason.clone());
-        reason
+        self.shared
+            .retiring
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or(None)
     }
 
     /// Accepts and serves connections until the master asks the worker to stop, the worker
@@ -232,7 +246,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let request = build_request(&head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
             self.link.send(WorkerMessage::Busy {
-                core: 0,
+                core: self.core,
                 method: head.method.clone(),
                 uri: head.target.clone(),
                 remote: conn.peer.ip().to_string(),
@@ -240,10 +254,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             // The last request before retiring closes its connection, so nothing the client
             // sends next lands on a worker that is about to leave.
             let last = self.settings.max_requests > 0
-                && self.served.get() + 1 >= self.settings.max_requests;
+                && self.shared.served.load(Ordering::SeqCst) + 1 >= self.settings.max_requests;
             let keep_alive = self.settings.keep_alive && head.keep_alive && !last;
             let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
-            self.served.set(self.served.get() + 1);
+            self.shared.served.fetch_add(1, Ordering::SeqCst);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
             self.finished(&outcome, started);
             if !outcome.keep_alive || self.retiring().is_some() {
@@ -269,11 +283,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     return Err(ReadFailure::Http(HttpError::Malformed("body before head")))
                 }
                 Ok(None) if *eof => {
-                    return match parser.eof() {
-                        Ok(()) => Ok(None),
-                        // The client gave up mid-request: nobody is left to answer.
-                        Err(_) => Err(ReadFailure::Io),
-                    };
+                    // A client that half-closed mid-request may still be reading: it gets
+                    // its 400 (if it is gone altogether, the write just fails).
+                    return parser.eof().map(|()| None).map_err(ReadFailure::Http);
                 }
                 Ok(None) => {
                     let between = parser.is_between_requests();
@@ -323,7 +335,12 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Ok(Some(Event::Head(_))) => {
                     return Err(ReadFailure::Http(HttpError::Malformed("head inside body")))
                 }
-                Ok(None) if *eof => return Err(ReadFailure::Io),
+                Ok(None) if *eof => {
+                    return Err(match parser.eof() {
+                        Err(e) => ReadFailure::Http(e),
+                        Ok(()) => ReadFailure::Io,
+                    })
+                }
                 Ok(None) => match self.read_more(stream, parser).await {
                     Ok(0) => *eof = true,
                     Ok(_) => {}
@@ -397,7 +414,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 .log("--- no python application found, check your startup logs for errors ---");
             return self.internal_error(stream, "Internal Server Error").await;
         };
-        self.requests.set(self.requests.get() + 1);
+        self.shared.requests.fetch_add(1, Ordering::SeqCst);
         let mut response = match app.call(request).await {
             Ok(response) => response,
             Err(error) => {
@@ -703,46 +720,60 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
 
     /// Tells the master the request is done, and decides whether this worker should retire.
     fn finished(&self, outcome: &Outcome, started: Instant) {
-        let sample_due = self.settings.reload_on_rss > 0
-            || self
+        let sample_due = {
+            let mut sampled_at = self
+                .shared
                 .rss_sampled_at
-                .get()
-                .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = self.settings.reload_on_rss > 0
+                || sampled_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            if due {
+                *sampled_at = Some(Instant::now());
+            }
+            due
+        };
+        // Sampled at most once a second unless --reload-on-rss needs it after every request.
         let rss = if sample_due {
-            self.rss_sampled_at.set(Some(Instant::now()));
             self.procs.rss_bytes()
         } else {
             0
         };
         self.link.send(WorkerMessage::Idle {
-            core: 0,
+            core: self.core,
             status: outcome.status,
             micros: started.elapsed().as_micros() as u64,
             exception: outcome.exception,
             tx: outcome.body_bytes,
             rss,
         });
-        let reason =
-            if self.settings.max_requests > 0 && self.served.get() >= self.settings.max_requests {
-                Some(format!(
-                    "--max-requests {} reached",
-                    self.settings.max_requests
-                ))
-            } else if self.settings.reload_on_rss > 0 && rss > self.settings.reload_on_rss {
-                Some(format!(
-                    "resident memory {} MB is over --reload-on-rss {} MB",
-                    rss >> 20,
-                    self.settings.reload_on_rss >> 20
-                ))
-            } else {
-                None
-            };
+        let reason = if self.settings.max_requests > 0
+            && self.shared.served.load(Ordering::SeqCst) >= self.settings.max_requests
+        {
+            Some(format!(
+                "--max-requests {} reached",
+                self.settings.max_requests
+            ))
+        } else if self.settings.reload_on_rss > 0 && rss > self.settings.reload_on_rss {
+            Some(format!(
+                "resident memory {} MB is over --reload-on-rss {} MB",
+                rss >> 20,
+                self.settings.reload_on_rss >> 20
+            ))
+        } else {
+            None
+        };
         if let Some(reason) = reason {
-            if self.retiring().is_none() {
+            let mut retiring = self
+                .shared
+                .retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if retiring.is_none() {
                 self.link.send(WorkerMessage::Retiring {
                     reason: reason.clone(),
                 });
-                self.retiring.set(Some(reason));
+                *retiring = Some(reason);
             }
         }
     }
@@ -761,8 +792,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         }
         let entry = RequestLog {
             pid: self.pid,
-            app_requests: self.app.map(|_| self.requests.get()),
-            total_requests: self.requests.get(),
+            app_requests: self
+                .app
+                .map(|_| self.shared.requests.load(Ordering::SeqCst)),
+            total_requests: self.shared.requests.load(Ordering::SeqCst),
             remote_addr: conn.peer.ip().to_string(),
             vars,
             vars_bytes,
@@ -780,7 +813,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             headers: outcome.headers,
             header_bytes: outcome.header_bytes,
             switches: outcome.switches,
-            core: 0,
+            core: self.core,
         };
         self.procs.log(&entry.line());
     }
@@ -893,14 +926,15 @@ pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
 }
 
 /// A worker process from fork to exit: import the app if it is lazy, take the inherited
-/// socket, tell the master it is ready, serve; its exit status.
+/// socket, tell the master it is ready, serve on every core; its exit status.
 pub async fn worker_process<N, P, Y, L>(spec: WorkerSpec<N, P, Y>, link: L) -> i32
 where
-    N: Net,
+    N: Net + Send + Sync + 'static,
     N::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
-    P: Procs,
+    P: Procs + Clone + Send + Sync + 'static,
     Y: Python,
-    L: WorkerLink,
+    Y::App: Send + Sync + 'static,
+    L: WorkerLink + 'static,
 {
     let WorkerSpec {
         id,
@@ -920,24 +954,61 @@ where
         },
         (None, None) => None,
     };
-    let listener = match net.adopt(shared) {
-        Ok(listener) => listener,
-        Err(e) => {
-            procs.log(&format!(
-                "wsgilab: worker {id} cannot use the inherited socket: {e}"
-            ));
-            return 1;
+    // One inherited socket per core: each core's event loop registers its own.
+    let mut sockets = vec![shared];
+    if settings.threads > 1 {
+        let listener = match net.adopt(sockets.pop().expect("one socket")) {
+            Ok(listener) => listener,
+            Err(e) => {
+                procs.log(&format!(
+                    "wsgilab: worker {id} cannot use the inherited socket: {e}"
+                ));
+                return 1;
+            }
+        };
+        for _ in 0..settings.threads {
+            match net.share(&listener) {
+                Ok(socket) => sockets.push(socket),
+                Err(e) => {
+                    procs.log(&format!(
+                        "wsgilab: worker {id} cannot share its socket with its threads: {e}"
+                    ));
+                    return 1;
+                }
+            }
         }
-    };
-    link.send(WorkerMessage::Ready {
-        app_loaded: app.is_some(),
+    }
+    let sockets: Vec<Mutex<Option<N::Shared>>> =
+        sockets.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let cores = sockets.len();
+    let state = Arc::new(CoreState {
+        net,
+        procs: procs.clone(),
+        app,
+        link,
+        settings,
+        shared: Arc::new(WorkerShared::default()),
+        sockets,
+        failed: AtomicU64::new(0),
+        id,
     });
-    let worker = Worker::with_master(&procs, app.as_ref(), &link, settings);
-    if let Err(e) = worker.run(&listener).await {
-        procs.log(&format!("accept(): {e} [worker {id}]"));
+    state.link.send(WorkerMessage::Ready {
+        app_loaded: state.app.is_some(),
+    });
+    let for_cores = state.clone();
+    procs
+        .run_cores(cores, move |core| serve_core(for_cores.clone(), core))
+        .await;
+    if state.failed.load(Ordering::SeqCst) > 0 {
         return 1;
     }
-    if let Some(reason) = worker.retiring() {
+    let retiring = state
+        .shared
+        .retiring
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or(None);
+    if let Some(reason) = retiring {
         procs.log(&format!("wsgilab: worker {id} retires: {reason}"));
         procs.log(&format!(
             "...The work of process {} is done. Seeya!",
@@ -945,6 +1016,57 @@ where
         ));
     }
     0
+}
+
+/// What a worker's cores share.
+struct CoreState<N: Net, P, A, L> {
+    net: N,
+    procs: P,
+    app: Option<A>,
+    link: L,
+    settings: WorkerSettings,
+    shared: Arc<WorkerShared>,
+    sockets: Vec<Mutex<Option<N::Shared>>>,
+    failed: AtomicU64,
+    id: usize,
+}
+
+/// One core's accept-and-serve loop.
+async fn serve_core<N, P, A, L>(state: Arc<CoreState<N, P, A, L>>, core: usize)
+where
+    N: Net,
+    N::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    P: Procs,
+    A: App,
+    L: WorkerLink,
+{
+    let socket = state.sockets.get(core).and_then(|s| s.lock().ok()?.take());
+    let listener = match socket.map(|s| state.net.adopt(s)) {
+        Some(Ok(listener)) => listener,
+        Some(Err(e)) => {
+            state.procs.log(&format!(
+                "wsgilab: worker {} core {core} cannot use the inherited socket: {e}",
+                state.id
+            ));
+            state.failed.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        None => return,
+    };
+    let worker = Worker::with_master(
+        &state.procs,
+        state.app.as_ref(),
+        &state.link,
+        state.settings.clone(),
+        core,
+        state.shared.clone(),
+    );
+    if let Err(e) = worker.run(&listener).await {
+        state
+            .procs
+            .log(&format!("accept(): {e} [worker {} core {core}]", state.id));
+        state.failed.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]

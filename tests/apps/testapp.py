@@ -97,6 +97,18 @@ def router(environ, start_response):
         body = f"slept {seconds}".encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/concurrent":
+        # How many requests this process has seen in the app at once, at most.
+        import time
+        with LOCK:
+            STATE["now"] += 1
+            STATE["max"] = max(STATE["max"], STATE["now"])
+        time.sleep(float(environ.get("QUERY_STRING") or 0.5))
+        with LOCK:
+            STATE["now"] -= 1
+        body = json.dumps({"max": STATE["max"], "multithread": environ["wsgi.multithread"]}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/pid":
         import os
         body = str(os.getpid()).encode()
@@ -113,6 +125,9 @@ def router(environ, start_response):
 
 
 CLOSED = []
+import threading
+LOCK = threading.Lock()
+STATE = {"now": 0, "max": 0}
 
 
 class Tracked:

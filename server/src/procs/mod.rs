@@ -88,6 +88,14 @@ pub trait Procs {
     /// This process's resident memory, in bytes.
     fn rss_bytes(&self) -> u64;
 
+    /// Runs a worker's `cores` serving loops at once — uWSGI's `--threads`: threads of one
+    /// process, sharing its interpreter and GIL — and returns when all have ended. Core 0 runs
+    /// on the calling task.
+    fn run_cores<F, Fut>(&self, cores: usize, core: F) -> impl std::future::Future<Output = ()>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static;
+
     fn now_ctime(&self) -> String {
         self.local_time(self.unix_time()).ctime()
     }

@@ -108,6 +108,40 @@ impl Procs for RealProcs {
                 .unwrap_or(4096) as u64
     }
 
+    async fn run_cores<F, Fut>(&self, cores: usize, core: F)
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let core = std::sync::Arc::new(core);
+        let mut finished = Vec::new();
+        for index in 1..cores {
+            let core = core.clone();
+            let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+            finished.push(finished_rx);
+            // Each core blocks its thread while the app runs, so each needs a thread (and an
+            // event loop) of its own; Python lets one run at a time.
+            let spawned = std::thread::Builder::new()
+                .name(format!("core {index}"))
+                .spawn(move || {
+                    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        runtime.block_on(core(index));
+                    }
+                    let _ = done.send(());
+                });
+            if let Err(e) = spawned {
+                self.log(&format!("wsgilab: cannot start core {index}: {e}"));
+            }
+        }
+        core(0).await;
+        for rx in finished {
+            let _ = rx.await;
+        }
+    }
+
     fn current_dir(&self) -> io::Result<PathBuf> {
         std::env::current_dir()
     }
