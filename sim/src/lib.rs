@@ -1,5 +1,9 @@
-//! The simulated world: deterministic implementations of the server's three seams (network over
-//! turmoil with our accept-queue model, a process table and scheduler, a model of Python's import
-//! system), the scenario format and runner, and trace rendering.
+//! The simulated world: deterministic implementations of the server's three seams — the
+//! network over turmoil with our model of Linux's accept queue ([`net`]), a process table and
+//! scheduler ([`procs`]), a model of Python's import system ([`python`]) — and the trace they
+//! all write ([`trace`]), over the scenario's files ([`files`]).
 //!
-//! Not built yet: the real server comes first (see the issue "The simulated world").
+//! The master and worker code that runs here is the real server's, unchanged.
+
+pub mod files;
+pub mod trace;

@@ -1,0 +1,87 @@
+//! The trace: every event of a simulated run with its virtual time, in the order it happened.
+//! It is the lab's raw output (`--format json`) and what the timeline, the request table, the
+//! server log and the explanation are rendered from. Nothing in it may depend on anything but
+//! the scenario and the seed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What part of the machine an event comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// SYN, SYN-ACK, ACK, accept queue, RST, FIN, data.
+    Net,
+    /// spawn, exit, signals, the scheduler.
+    Proc,
+    /// The app: import, call, CPU, sleep, response.
+    App,
+    /// A line of the server's log, as printed.
+    Log,
+    /// The clients: request sent, response received, outcome.
+    Client,
+    /// The master's worker list changed.
+    Board,
+}
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Virtual time since the start of the run, in microseconds.
+    pub at_us: u64,
+    /// The simulated host (`server`, `client1`, ...).
+    pub host: String,
+    /// The process it happened in, where there is one.
+    pub pid: Option<u32>,
+    pub category: Category,
+    /// A short machine-readable kind (`syn_dropped`, `spawn`, `request_done`, ...).
+    pub kind: String,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// The shared recorder; cloned into every part of the simulated world (all of which run on
+/// one thread, in turmoil).
+#[derive(Clone, Default)]
+pub struct Trace(Rc<RefCell<Vec<Event>>>);
+
+impl Trace {
+    pub fn record(
+        &self,
+        host: &str,
+        pid: Option<u32>,
+        category: Category,
+        kind: &str,
+        text: impl Into<String>,
+    ) {
+        let at = now();
+        self.0.borrow_mut().push(Event {
+            at_us: at.as_micros() as u64,
+            host: host.to_string(),
+            pid,
+            category,
+            kind: kind.to_string(),
+            text: text.into(),
+        });
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.0.borrow().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+}
+
+/// Virtual time since the start of the simulation (zero outside one).
+pub fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
