@@ -6,4 +6,5 @@
 //! The master and worker code that runs here is the real server's, unchanged.
 
 pub mod files;
+pub mod procs;
 pub mod trace;

@@ -3,8 +3,7 @@
 //! server log and the explanation are rendered from. Nothing in it may depend on anything but
 //! the scenario and the seed.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,10 +42,11 @@ pub struct Event {
     pub text: String,
 }
 
-/// The shared recorder; cloned into every part of the simulated world (all of which run on
-/// one thread, in turmoil).
+/// The shared recorder; cloned into every part of the simulated world. The world runs on one
+/// thread (turmoil's), but the seams it implements ask for `Send + Sync` handles, because the
+/// real ones cross threads; hence `Arc<Mutex<_>>`, never contended.
 #[derive(Clone, Default)]
-pub struct Trace(Rc<RefCell<Vec<Event>>>);
+pub struct Trace(Arc<Mutex<Vec<Event>>>);
 
 impl Trace {
     pub fn record(
@@ -58,7 +58,7 @@ impl Trace {
         text: impl Into<String>,
     ) {
         let at = now();
-        self.0.borrow_mut().push(Event {
+        self.lock().push(Event {
             at_us: at.as_micros() as u64,
             host: host.to_string(),
             pid,
@@ -69,15 +69,20 @@ impl Trace {
     }
 
     pub fn events(&self) -> Vec<Event> {
-        self.0.borrow().clone()
+        self.lock().clone()
     }
 
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
+        // A panic elsewhere must not hide the trace that explains it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
