@@ -414,3 +414,90 @@ fn stats_json_lists_the_workers_and_uwsgitop_reads_it() {
         "uwsgitop did not show the workers:\n{screen}"
     );
 }
+
+#[test]
+fn reload_on_rss_recycles_a_leaking_worker() {
+    let server = start(&["--processes", "1", "--reload-on-rss", "80"]);
+    let mut retired = false;
+    for _ in 0..12 {
+        assert_eq!(get(&server.addr(), "/grow"), Ok(200));
+        if server.log().contains("over --reload-on-rss 80 MB") {
+            retired = true;
+            break;
+        }
+    }
+    assert!(retired, "{}", server.log());
+    let log = server.wait_for_log("Respawned uWSGI worker 1");
+    assert!(log.contains("...The work of process "), "{log}");
+    assert_eq!(get(&server.addr(), "/hello"), Ok(200));
+}
+
+#[test]
+fn sigterm_kills_what_outstays_the_mercy() {
+    let server = start(&["--processes", "1", "--worker-reload-mercy", "1"]);
+    let addr = server.addr();
+    let client = thread::spawn(move || get(&addr, "/slow?10"));
+    server.wait_for_log("spawned uWSGI worker 1");
+    thread::sleep(Duration::from_millis(500));
+    server.signal("TERM");
+    let (status, log) = server.wait_exit(Duration::from_secs(8));
+    assert_eq!(status, Some(0), "{log}");
+    assert!(
+        log.contains("is taking too much time to die...NO MERCY !!!"),
+        "{log}"
+    );
+    assert!(
+        client.join().unwrap().is_err(),
+        "the request outstayed the mercy: no response"
+    );
+}
+
+#[test]
+fn a_worker_dying_at_start_up_is_respawned_with_a_growing_delay() {
+    let server = Server::start(
+        &apps_dir(),
+        &[
+            "--wsgi-file",
+            "crash_at_import.py",
+            "--master",
+            "--processes",
+            "1",
+            "--lazy-apps",
+        ],
+    );
+    thread::sleep(Duration::from_secs(4));
+    let log = server.log();
+    let deaths = log.matches("DAMN ! worker 1").count();
+    assert!(
+        log.contains("worker respawning too fast !!! i have to sleep a bit"),
+        "{log}"
+    );
+    assert!(log.contains("a start-up failure?"), "{log}");
+    // Without the back-off it would be hundreds.
+    assert!((2..=6).contains(&deaths), "{deaths} deaths in 4 s:\n{log}");
+}
+
+#[test]
+fn a_full_listen_queue_is_logged_by_the_master() {
+    let server = start(&["--processes", "1", "--listen", "2"]);
+    // One request holds the only worker; the queue (2 + 1 places) fills behind it.
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            let addr = server.addr();
+            thread::spawn(move || get(&addr, "/slow?1.5"))
+        })
+        .collect();
+    let log = server.wait_for_log("*** uWSGI listen queue of socket \"127.0.0.1:");
+    let line = log
+        .lines()
+        .find(|l| l.contains("listen queue of socket"))
+        .unwrap();
+    assert!(
+        line.contains("full !!! (3/2)") || line.contains("full !!! (2/2)"),
+        "{line}"
+    );
+    drop(server);
+    for client in clients {
+        let _ = client.join();
+    }
+}

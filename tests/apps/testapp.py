@@ -109,6 +109,12 @@ def router(environ, start_response):
         body = json.dumps({"max": STATE["max"], "multithread": environ["wsgi.multithread"]}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/grow":
+        # Keeps 16 MB more alive with every call: a leak, for --reload-on-rss.
+        LEAK.append(bytearray(16 << 20))
+        body = str(len(LEAK)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/pid":
         import os
         body = str(os.getpid()).encode()
@@ -125,6 +131,7 @@ def router(environ, start_response):
 
 
 CLOSED = []
+LEAK = []
 import threading
 LOCK = threading.Lock()
 STATE = {"now": 0, "max": 0}
