@@ -501,3 +501,46 @@ fn a_full_listen_queue_is_logged_by_the_master() {
         let _ = client.join();
     }
 }
+
+#[test]
+fn sighup_when_preforking_reexecutes_the_master_without_failing_a_request() {
+    let stats_flags = stats_args();
+    let mut args = vec!["--processes", "2"];
+    args.extend(stats_flags.iter().map(String::as_str));
+    let server = start(&args);
+    wait_until("workers ready", Duration::from_secs(10), || {
+        stats(&server)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "idle")
+    });
+    let before = worker_pids(&server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());
+    thread::sleep(Duration::from_millis(500));
+    server.signal("HUP");
+    server.wait_for_log("gracefully (RE)spawned uWSGI master process");
+    wait_until("new workers ready", Duration::from_secs(15), || {
+        std::panic::catch_unwind(|| worker_pids(&server)).is_ok_and(|pids| {
+            pids.len() == 2 && pids.iter().all(|p| *p != 0 && !before.contains(p))
+        })
+    });
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures) = collect(clients);
+    let log = server.log();
+    assert!(failures.is_empty(), "{failures:?}\n{log}");
+    assert!(ok > 10, "{ok}");
+    assert!(log.contains("binary reloading uWSGI..."), "{log}");
+    assert_eq!(
+        log.matches("WSGI app 0 (mountpoint='') ready").count(),
+        2,
+        "the new master imports the app again:\n{log}"
+    );
+    assert_eq!(
+        stats(&server)["pid"].as_u64().unwrap() as u32,
+        server.pid(),
+        "same master pid after the re-exec"
+    );
+}

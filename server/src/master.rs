@@ -22,6 +22,9 @@ use crate::serve::Prepared;
 use crate::stats;
 use crate::worker::{worker_process, WorkerSpec};
 
+/// Set in the environment of a master that re-executed itself for a reload.
+pub const REEXECUTED_ENV: &str = "WSGILAB_REEXECUTED";
+
 /// A worker that dies sooner than this after being spawned died "at start-up".
 const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// The longest the master waits before respawning a worker that keeps dying at start-up.
@@ -31,10 +34,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
-    /// Stopping for good; workers are being asked (or forced) to leave.
+    /// Workers are being asked (or forced) to leave; then the master exits, or re-executes
+    /// itself (a preforking reload).
     Stopping {
         deadline: Instant,
+        then: AfterStop,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterStop {
+    Exit,
+    /// uWSGI's "binary reloading": a fresh master, with the listening socket kept open, imports
+    /// the app again.
+    Reexec,
 }
 
 /// The master and everything it supervises.
@@ -116,8 +129,14 @@ where
 
     /// Spawns the workers and supervises them until the instance stops; the exit status.
     pub async fn run(&mut self) -> i32 {
+        let respawned = self.procs.env_var(REEXECUTED_ENV).is_some();
         self.procs.log(&format!(
-            "spawned uWSGI master process (pid: {})",
+            "{} uWSGI master process (pid: {})",
+            if respawned {
+                "gracefully (RE)spawned"
+            } else {
+                "spawned"
+            },
             self.procs.pid()
         ));
         for index in 0..self.board.slots.len() {
@@ -147,13 +166,17 @@ where
                     self.tick();
                 }
             }
-            if let Phase::Stopping { .. } = self.phase {
+            if let Phase::Stopping { then, .. } = self.phase {
                 if self
                     .board
                     .slots
                     .iter()
                     .all(|s| s.status == WorkerStatus::Dead)
                 {
+                    if then == AfterStop::Reexec {
+                        self.reexec();
+                        continue;
+                    }
                     self.procs.log("goodbye to uWSGI.");
                     return 0;
                 }
@@ -242,6 +265,7 @@ where
                 }
                 self.phase = Phase::Stopping {
                     deadline: Instant::now() + self.mercy,
+                    then: AfterStop::Exit,
                 };
             }
             Signal::Term => {
@@ -251,13 +275,17 @@ where
                 } else {
                     self.procs.log("wsgilab: SIGTERM received: stopping gracefully (uWSGI 2.0 would reload here instead; --die-on-term makes it stop)");
                 }
-                self.stop_gracefully();
+                self.stop_gracefully(AfterStop::Exit);
             }
             Signal::Hup => {
-                self.procs.log("wsgilab: SIGHUP received: graceful reload: each worker finishes its requests and is replaced by a new one; the socket stays open, so connections wait in the queue instead of failing");
                 if self.prepared.app.is_some() {
-                    self.procs.log("wsgilab: preforking: the new workers are forked from the app the master imported at start-up, so code changes need --lazy-apps (uWSGI re-executes its master here)");
+                    // Preforking: the workers' app is the master's import, so only a new
+                    // master can import new code. As uWSGI does: drain, then re-execute.
+                    self.procs.log("wsgilab: SIGHUP received: graceful reload: the workers finish their requests, then the master re-executes itself and imports the app again; the socket stays open, so connections wait in the queue instead of failing");
+                    self.stop_gracefully(AfterStop::Reexec);
+                    return;
                 }
+                self.procs.log("wsgilab: SIGHUP received: graceful reload: each worker finishes its requests and is replaced by a new one that imports the app again (--lazy-apps); the socket stays open, so connections wait in the queue instead of failing");
                 self.procs.log("...gracefully killing workers...");
                 for slot in self
                     .board
@@ -280,7 +308,7 @@ where
         }
     }
 
-    fn stop_gracefully(&mut self) {
+    fn stop_gracefully(&mut self, then: AfterStop) {
         self.procs.log("...gracefully killing workers...");
         let now = Instant::now();
         for slot in self.board.slots.iter_mut() {
@@ -298,6 +326,7 @@ where
         }
         self.phase = Phase::Stopping {
             deadline: now + self.mercy,
+            then,
         };
     }
 
@@ -430,7 +459,7 @@ where
                     }
                 }
             }
-            Phase::Stopping { deadline } if now >= deadline => {
+            Phase::Stopping { deadline, .. } if now >= deadline => {
                 for slot in self
                     .board
                     .slots
@@ -441,6 +470,28 @@ where
                 }
             }
             Phase::Stopping { .. } => {}
+        }
+    }
+
+    /// Replaces the master's program with a fresh copy of itself, the listening socket kept
+    /// open. If that fails, the reload falls back to forking new workers from this master.
+    fn reexec(&mut self) {
+        let binary = self.procs.system().binary_path;
+        self.procs.log("binary reloading uWSGI...");
+        self.procs.log(&format!("running {}", binary.display()));
+        let addr = self.prepared.listener.local_addr();
+        let error = match addr {
+            Ok(addr) => self
+                .supervisor
+                .reexec(&[(addr, self.prepared.listener.fd())]),
+            Err(e) => e,
+        };
+        self.procs.log(&format!(
+            "wsgilab: cannot re-execute the master ({error}); new workers are forked from the app imported at start-up instead"
+        ));
+        self.phase = Phase::Running;
+        for index in 0..self.board.slots.len() {
+            self.spawn(index, true);
         }
     }
 

@@ -10,6 +10,23 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{Listener, Net};
 
+/// Listening sockets handed to a re-executed master: `addr=fd,addr=fd`.
+pub const INHERITED_SOCKETS_ENV: &str = "WSGILAB_INHERITED_SOCKETS";
+
+/// The socket a previous image of this process left open for `addr`, if any.
+fn inherited(addr: SocketAddr) -> Option<Socket> {
+    let spec = std::env::var(INHERITED_SOCKETS_ENV).ok()?;
+    let fd: i32 = spec.split(',').find_map(|entry| {
+        let (a, fd) = entry.rsplit_once('=')?;
+        (a.parse::<SocketAddr>().ok()? == addr).then(|| fd.parse().ok())?
+    })?;
+    // SAFETY: the previous image of this process kept this descriptor open for us, and
+    // nothing else in this process owns it.
+    let socket = unsafe { <Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    socket.set_cloexec(true).ok()?;
+    Some(socket)
+}
+
 /// Sockets of the machine this process runs on.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealNet;
@@ -24,13 +41,21 @@ impl Net for RealNet {
     type Shared = OwnedFd;
 
     fn bind(&self, addr: SocketAddr, backlog: u32) -> io::Result<RealListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        // As uWSGI does: a restarted server can bind while old connections sit in TIME_WAIT.
-        socket.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.bind(&addr.into())?;
+        let socket = match inherited(addr) {
+            // A reload: the socket never closed, so no connection was refused meanwhile.
+            Some(socket) => socket,
+            None => {
+                let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+                // As uWSGI does: a restarted server can bind while old connections sit in
+                // TIME_WAIT.
+                socket.set_reuse_address(true)?;
+                if addr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.bind(&addr.into())?;
+                socket
+            }
+        };
         socket.listen(backlog.min(i32::MAX as u32) as i32)?;
         socket.set_nonblocking(true)?;
         let inner = TcpListener::from_std(socket.into())?;

@@ -222,6 +222,11 @@ pub trait Supervisor {
 
     fn send(&self, pid: u32, message: MasterMessage);
 
+    /// Replaces the master's program with a fresh copy of itself (same pid, same command
+    /// line), keeping the listening sockets given (address, fd) open for it. Returns only if
+    /// that failed.
+    fn reexec(&self, keep: &[(std::net::SocketAddr, i32)]) -> io::Error;
+
     /// The next signal to the master, child exit, or worker message.
     fn next_event(&self) -> impl std::future::Future<Output = MasterEvent>;
 }

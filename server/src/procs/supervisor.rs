@@ -211,6 +211,27 @@ impl Supervisor for RealSupervisor {
         }
     }
 
+    fn reexec(&self, keep: &[(std::net::SocketAddr, i32)]) -> io::Error {
+        use std::os::unix::process::CommandExt;
+        for &(_, fd) in keep {
+            // SAFETY: fcntl on a descriptor this process owns; only its flags change.
+            unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) };
+        }
+        let sockets: Vec<String> = keep
+            .iter()
+            .map(|(addr, fd)| format!("{addr}={fd}"))
+            .collect();
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => return e,
+        };
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(crate::net::real::INHERITED_SOCKETS_ENV, sockets.join(","))
+            .env(crate::master::REEXECUTED_ENV, "1")
+            .exec()
+    }
+
     async fn next_event(&self) -> MasterEvent {
         loop {
             if let Some(event) = self.ready.borrow_mut().pop_front() {

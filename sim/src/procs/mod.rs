@@ -502,6 +502,13 @@ impl Supervisor for SimSupervisor {
         }
     }
 
+    fn reexec(&self, _keep: &[(std::net::SocketAddr, i32)]) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "re-executing the master is not modelled in the simulation",
+        )
+    }
+
     async fn next_event(&self) -> MasterEvent {
         let mut events = self.events_rx.lock().await;
         match events.recv().await {
