@@ -372,7 +372,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     {
         let status = error.status();
         let reason = error.reason_phrase();
-        if matches!(error, HttpError::HeadTooLarge) {
+        if matches!(error, HttpError::HeadTooLarge | HttpError::UriTooLong) {
             self.procs.log(&format!(
                 "invalid HTTP request size (max {})...skip",
                 self.settings.limits.max_head
@@ -383,7 +383,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             conn.peer.ip(),
             error.describe(&self.settings.limits),
             match error {
-                HttpError::HeadTooLarge => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
+                HttpError::HeadTooLarge | HttpError::UriTooLong => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
                 HttpError::BodyTooLarge => " (raise --limit-post to accept it)",
                 _ => "",
             }

@@ -11,8 +11,13 @@ use super::Limits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// 431: the request line and headers (or a chunked body's trailer section) do not fit in
-    /// `--buffer-size` bytes, or there are more header lines than the parser keeps.
+    /// `--buffer-size` bytes, or there are more header lines than the parser keeps. A request
+    /// line that does not fit on its own is [`HttpError::UriTooLong`] instead.
     HeadTooLarge,
+    /// 414: the request line alone (with its CRLF, and any empty lines before it) does not fit
+    /// in `--buffer-size` bytes: the request-target is longer than the server will parse
+    /// (RFC 9112 §3).
+    UriTooLong,
     /// 413: the body is larger than `--limit-post`.
     BodyTooLarge,
     /// 400: the bytes are not a well-formed HTTP/1.x request; the reason is a short phrase.
@@ -31,6 +36,7 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::HeadTooLarge => 431,
+            HttpError::UriTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::Malformed(_) => 400,
             HttpError::UnsupportedTransferEncoding | HttpError::UnsupportedMethod => 501,
@@ -42,6 +48,7 @@ impl HttpError {
     pub fn reason_phrase(&self) -> &'static str {
         match self.status() {
             431 => "Request Header Fields Too Large",
+            414 => "URI Too Long",
             413 => "Content Too Large",
             501 => "Not Implemented",
             505 => "HTTP Version Not Supported",
@@ -49,13 +56,15 @@ impl HttpError {
         }
     }
 
-    /// Like `Display`, with the configured limit in the message for the two size errors,
+    /// Like `Display`, with the configured limit in the message for the size errors,
     /// e.g. "request head larger than --buffer-size (4096 bytes)". The variants stay unit
     /// variants so callers can match on them plainly; the limit comes from the caller, who
     /// built the parser from those [`Limits`].
     pub fn describe(&self, limits: &Limits) -> String {
         match (self, limits.max_body) {
-            (HttpError::HeadTooLarge, _) => format!("{self} ({} bytes)", limits.max_head),
+            (HttpError::HeadTooLarge | HttpError::UriTooLong, _) => {
+                format!("{self} ({} bytes)", limits.max_head)
+            }
             (HttpError::BodyTooLarge, Some(max_body)) => format!("{self} ({max_body} bytes)"),
             _ => self.to_string(),
         }
@@ -66,6 +75,7 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::HeadTooLarge => f.write_str("request head larger than --buffer-size"),
+            HttpError::UriTooLong => f.write_str("request line larger than --buffer-size"),
             HttpError::BodyTooLarge => f.write_str("request body larger than --limit-post"),
             HttpError::Malformed(reason) => write!(f, "malformed request: {reason}"),
             HttpError::UnsupportedTransferEncoding => {

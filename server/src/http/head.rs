@@ -4,7 +4,7 @@
 //! applied here, once, on the whole head.
 
 use super::chunked::is_tchar;
-use super::target::parse_target;
+use super::target::{is_host_and_port, parse_target};
 use super::{HttpError, Limits};
 
 /// How many header lines a head may have. More is answered 431, as for a head that is too long.
@@ -45,6 +45,11 @@ pub struct RequestHead {
     pub raw_path: String,
     /// After the first '?', not decoded, without any '#fragment'.
     pub query: String,
+    /// The authority of an absolute-form target, without any userinfo: `host[:port]` as sent
+    /// (`http://u@example.com:8080/x` gives `example.com:8080`). When present, it names the
+    /// host the request is for, and the Host header is ignored (RFC 9112 §3.2.2); otherwise
+    /// the Host header does.
+    pub authority: Option<String>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
     pub headers: Vec<Header>,
@@ -101,12 +106,30 @@ pub(super) fn parse_head(
         path: parsed_target.path,
         raw_path: parsed_target.raw_path,
         query: parsed_target.query,
+        authority: parsed_target.authority,
         minor_version,
         headers,
         framing,
         keep_alive,
         expect_continue,
     })
+}
+
+/// Why a request line did not end within `--buffer-size`: `line` is the start of it that fits
+/// (after any leading empty lines, and without a CR whose LF did not fit).
+///
+/// If those bytes are a well-formed start of a request line, the line is simply longer than
+/// the server will parse: 414 (RFC 9112 §3), whichever of its parts overflows (in practice the
+/// target; a method that long gets 414 too). If they are not, the request is malformed
+/// whatever follows — a TLS ClientHello sent to a plain HTTP port, say — and gets the error
+/// a complete head with that start would get, not 414.
+pub(super) fn request_line_too_long(line: &[u8]) -> HttpError {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse(line) {
+        Ok(_) => HttpError::UriTooLong,
+        Err(error) => from_httparse(error, line),
+    }
 }
 
 /// Parses a complete trailer section (RFC 9112 §7.1.2): field lines through the empty line.
@@ -187,6 +210,15 @@ fn convert_headers(fields: &[httparse::Header<'_>]) -> Result<Vec<Header>, HttpE
 
 /// Host, and Content-Type: fields the application sees as one value. Two of them is a request
 /// that two parsers may read differently, so it is refused (RFC 9112 §3.2 for Host).
+///
+/// A Host value must be `uri-host [ ":" port ]` (RFC 9112 §3.2), checked as an absolute-form
+/// target's authority is, without userinfo: anything else is refused, even when an
+/// absolute-form target makes the value irrelevant, since RFC 9112 §3.2's 400 applies to
+/// "any request message". An empty value is accepted: RFC 9110 §7.2 has clients send one when
+/// the target URI has no authority, and RFC 9112 §3.3 then names the server by its default
+/// name, which for wsgilab is the local address (as for an HTTP/1.0 request without Host).
+/// A host made only of a port (":80") is refused: an http URI's host is never empty
+/// (RFC 9110 §4.2.1).
 fn check_singletons(
     headers: &[Header],
     minor_version: u8,
@@ -205,6 +237,14 @@ fn check_singletons(
         0 | 1 => Ok(()),
         _ => Err(HttpError::Malformed("more than one Host header")),
     }?;
+    if let Some(host) = headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("host"))
+    {
+        if !host.value.is_empty() && !is_host_and_port(&host.value) {
+            return Err(HttpError::Malformed("invalid Host header value"));
+        }
+    }
     if count("content-type") > 1 {
         return Err(HttpError::Malformed("more than one Content-Type header"));
     }

@@ -9,7 +9,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::chunked::parse_chunk_size_line;
-use super::head::{parse_head, parse_trailers};
+use super::head::{parse_head, parse_trailers, request_line_too_long};
 use super::scan::{BlockScanner, ScanError};
 use super::{BodyFraming, Header, HttpError, RequestHead};
 
@@ -20,8 +20,9 @@ const READ_RESERVE: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `--buffer-size` (default 4096): the request line and headers, CRLFs included (and any
-    /// empty lines before the request line). Also bounds a chunked body's trailer section and
-    /// each chunk-size line.
+    /// empty lines before the request line). A request line that does not end within it is
+    /// answered 414, a head that does not is answered 431. Also bounds a chunked body's
+    /// trailer section and each chunk-size line.
     pub max_head: usize,
     /// `--limit-post`: the largest body accepted, if any limit.
     pub max_body: Option<u64>,
@@ -168,6 +169,12 @@ impl RequestParser {
                         Ok(Some(range)) => range,
                         Ok(None) => return Ok(None),
                         Err(ScanError::TooLong) => return Err(HttpError::HeadTooLarge),
+                        Err(ScanError::FirstLineTooLong) => {
+                            // The scanner looked at no byte past the limit, nor may this.
+                            let window = self.buffer.len().min(self.limits.max_head);
+                            let line = &self.buffer[scanner.block_start()..window];
+                            return Err(request_line_too_long(line));
+                        }
                         Err(ScanError::BareLf) => {
                             return Err(HttpError::Malformed("bare LF in the request head"))
                         }
@@ -291,7 +298,9 @@ impl ChunkedState {
                     let range = match scanner.scan(buffer, limits.max_head) {
                         Ok(Some(range)) => range,
                         Ok(None) => return Ok(ChunkProgress::NeedMore),
-                        Err(ScanError::TooLong) => return Err(HttpError::HeadTooLarge),
+                        Err(ScanError::TooLong | ScanError::FirstLineTooLong) => {
+                            return Err(HttpError::HeadTooLarge)
+                        }
                         Err(ScanError::BareLf) => {
                             return Err(HttpError::Malformed("bare LF in the trailer section"))
                         }

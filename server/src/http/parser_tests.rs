@@ -147,7 +147,7 @@ fn head_too_large() {
         HttpError::HeadTooLarge
     );
     // Never complete within the limit: 431 as soon as the limit is reached.
-    let endless = [b"GET /".as_slice(), &[b'a'; 5000]].concat();
+    let endless = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 5000]].concat();
     assert_eq!(error(&endless), HttpError::HeadTooLarge);
     let long_header = [
         b"GET / HTTP/1.1\r\nHost: h\r\nX: ".as_slice(),
@@ -156,6 +156,61 @@ fn head_too_large() {
     ]
     .concat();
     assert_eq!(error(&long_header), HttpError::HeadTooLarge);
+}
+
+// RFC 9112 §3: a request line longer than the server parses is 414, not 431.
+#[test]
+fn request_line_too_long_is_414() {
+    let limits = |max_head| Limits {
+        max_head,
+        max_body: None,
+    };
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(5000));
+    assert_eq!(error(long_target.as_bytes()), HttpError::UriTooLong);
+    // 414 as soon as the limit is reached, whatever follows.
+    let endless = [b"GET /".as_slice(), &[b'a'; 5000]].concat();
+    assert_eq!(error(&endless), HttpError::UriTooLong);
+    let absolute = format!("GET http://example.com/{} HTTP/1.1\r\n", "a".repeat(5000));
+    assert_eq!(error(absolute.as_bytes()), HttpError::UriTooLong);
+    // A method that long is not the target's fault, but is a request line too long all the same.
+    assert_eq!(error(&[b'A'; 5000]), HttpError::UriTooLong);
+
+    let head = b"GET /abc HTTP/1.1\r\nHost: h\r\n\r\n";
+    let line_len = b"GET /abc HTTP/1.1".len();
+    // The line and its CRLF fit, the headers do not: 431.
+    assert_eq!(
+        error_with(limits(line_len + 2), head),
+        HttpError::HeadTooLarge
+    );
+    // The CR fits but not its LF: the line does not fit.
+    assert_eq!(
+        error_with(limits(line_len + 1), head),
+        HttpError::UriTooLong
+    );
+    assert_eq!(error_with(limits(line_len), head), HttpError::UriTooLong);
+    assert_eq!(error_with(limits(3), head), HttpError::UriTooLong);
+    // Leading empty lines count towards the limit, and push the line over it.
+    let padded = [b"\r\n\r\n".as_slice(), head].concat();
+    assert_eq!(
+        error_with(limits(line_len + 4), &padded),
+        HttpError::UriTooLong
+    );
+    // Only empty lines within the limit: no request line to blame.
+    assert_eq!(
+        error_with(limits(6), b"\r\n\r\n\r\n\r\n"),
+        HttpError::HeadTooLarge
+    );
+    // Bytes that cannot start a request line are malformed, however many there are: a TLS
+    // ClientHello sent to a plain HTTP port gets 400, not 414.
+    let tls = [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".as_slice(),
+        &[0x42; 5000],
+    ]
+    .concat();
+    assert_malformed(&tls);
+    assert_malformed(&[b"GET / HTTP/1.1 ".as_slice(), &[b'x'; 5000]].concat());
+    assert_malformed(&[b"GET /a b".as_slice(), &[b'x'; 5000]].concat());
+    assert_malformed(&[b"GET\x00/".as_slice(), &[b'x'; 5000]].concat());
 }
 
 #[test]
@@ -312,6 +367,66 @@ fn host_is_required_once_in_http_1_1() {
     );
 }
 
+// RFC 9112 §3.2: Host = uri-host [ ":" port ]; any other value is 400.
+#[test]
+fn host_values_are_checked() {
+    for host in [
+        "example.com",
+        "EXAMPLE.com:8080",
+        "example.com:",
+        "127.0.0.1:8000",
+        "0.0.0.0=5000",
+        "[::1]",
+        "[::1]:8080",
+        "[v1.x]",
+        // RFC 9110 §7.2: empty when the target URI has no authority (see check_singletons).
+        "",
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(
+            request(raw.as_bytes()).head.headers,
+            [header("Host", host)],
+            "{host}"
+        );
+    }
+    for host in [
+        &b"a b"[..],
+        b"a/b",
+        b"a@b",
+        b"u:p@a",
+        b"host:8o",
+        b"[::1",
+        b"[::1]x",
+        b"[fe80::1%25eth0]",
+        b"a:1:2",
+        b":80",
+        b"a?b",
+        b"\x80x",
+        b"caf\xc3\xa9.example",
+    ] {
+        for version in ["1.1", "1.0"] {
+            let raw = [
+                format!("GET / HTTP/{version}\r\nHost: ").as_bytes(),
+                host,
+                b"\r\n\r\n",
+            ]
+            .concat();
+            assert_eq!(
+                error(&raw),
+                HttpError::Malformed("invalid Host header value"),
+                "{:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+    }
+    // Even when an absolute-form target makes the value irrelevant: RFC 9112 §3.2's 400 is
+    // for "any request message" with an invalid Host.
+    assert_eq!(
+        error(b"GET http://example.com/ HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+        HttpError::Malformed("invalid Host header value")
+    );
+}
+
 #[test]
 fn content_type_at_most_once() {
     assert_malformed(
@@ -327,6 +442,12 @@ fn target_forms() {
     assert_eq!(absolute.head.path, b"/pAth");
     assert_eq!(absolute.head.raw_path, "/p%41th");
     assert_eq!(absolute.head.query, "q=1");
+    // RFC 9112 §3.2.2: the target's authority names the host, not the Host line.
+    assert_eq!(absolute.head.authority.as_deref(), Some("example.com:8080"));
+    let userinfo = request(b"GET http://u:p@example.com/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(userinfo.head.authority.as_deref(), Some("example.com"));
+    let no_host = request(b"GET https://[::1]:8443/ HTTP/1.0\r\n\r\n");
+    assert_eq!(no_host.head.authority.as_deref(), Some("[::1]:8443"));
     let no_path = request(b"GET http://example.com HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(
         (no_path.head.path.as_slice(), no_path.head.raw_path.as_str()),
@@ -336,6 +457,13 @@ fn target_forms() {
     assert_eq!(
         (asterisk.head.path.as_slice(), asterisk.head.query.as_str()),
         (&b"*"[..], "")
+    );
+    assert_eq!(asterisk.head.authority, None);
+    assert_eq!(
+        request(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            .head
+            .authority,
+        None
     );
     assert_malformed(b"GET * HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_malformed(b"GET example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -802,6 +930,7 @@ fn errors_say_what_to_answer() {
             431,
             "Request Header Fields Too Large",
         ),
+        (HttpError::UriTooLong, 414, "URI Too Long"),
         (HttpError::BodyTooLarge, 413, "Content Too Large"),
         (HttpError::Malformed("x"), 400, "Bad Request"),
         (
@@ -823,6 +952,10 @@ fn errors_say_what_to_answer() {
     assert_eq!(
         HttpError::HeadTooLarge.describe(&limits),
         "request head larger than --buffer-size (4096 bytes)"
+    );
+    assert_eq!(
+        HttpError::UriTooLong.describe(&limits),
+        "request line larger than --buffer-size (4096 bytes)"
     );
     assert_eq!(
         HttpError::BodyTooLarge.describe(&limits),

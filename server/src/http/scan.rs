@@ -16,8 +16,11 @@ pub(super) enum ScanError {
     BareLf,
     /// A CR not followed by LF.
     BareCr,
-    /// No complete block within the limit.
+    /// No complete block within the limit, and its first line did end within it.
     TooLong,
+    /// No complete block within the limit, because its first line (a request line) did not
+    /// end within it: the line starts at [`BlockScanner::block_start`].
+    FirstLineTooLong,
 }
 
 /// Remembers how far a block has been scanned, so each call looks only at new bytes.
@@ -47,13 +50,21 @@ impl BlockScanner {
         }
     }
 
+    /// Where the block's first line starts: after any skipped leading empty lines.
+    pub(super) fn block_start(&self) -> usize {
+        self.block_start
+    }
+
     /// Scans `buf[..limit]` for the empty line that ends the block. Returns the block's range,
     /// from its first line through the final CRLF (skipped leading empty lines fall before the
     /// range's start; all of `..range.end` is consumed), or `None` if more bytes are needed.
     ///
     /// Bytes at or past `limit` are never examined, so the outcome does not depend on how the
     /// bytes were split across reads: a block that has not ended within `limit` bytes is
-    /// `TooLong` as soon as `limit` bytes are buffered, whatever follows.
+    /// `TooLong` as soon as `limit` bytes are buffered, whatever follows — `FirstLineTooLong`
+    /// if its first line had not ended either (a CR at `limit - 1` whose LF is past the limit
+    /// does not end it). Only empty lines within the limit are `TooLong`: there is no first
+    /// line to blame.
     pub(super) fn scan(
         &mut self,
         buf: &[u8],
@@ -90,7 +101,18 @@ impl BlockScanner {
             }
         }
         if buf.len() >= limit {
-            Err(ScanError::TooLong)
+            // A CR at the very end may be the start of one more empty line.
+            let content_end = match buf[..window].last() {
+                Some(b'\r') => window - 1,
+                _ => window,
+            };
+            let first_line_started = self.block_start < content_end;
+            let first_line_ended = self.line_start > self.block_start;
+            if first_line_started && !first_line_ended {
+                Err(ScanError::FirstLineTooLong)
+            } else {
+                Err(ScanError::TooLong)
+            }
         } else {
             Ok(None)
         }
@@ -167,6 +189,42 @@ mod tests {
         let head = b"\r\nGET / HTTP/1.1\r\n\r\n";
         assert_eq!(both(head, true, head.len()), Ok(Some(2..head.len())));
         assert_eq!(both(head, true, head.len() - 1), Err(ScanError::TooLong));
+    }
+
+    #[test]
+    fn tells_a_first_line_too_long_from_a_block_too_long() {
+        let line = b"GET /aaaa HTTP/1.1\r\n";
+        // The line's CR fits but its LF does not: the first line did not end.
+        for limit in [5, line.len() - 1] {
+            assert_eq!(
+                both(line, true, limit),
+                Err(ScanError::FirstLineTooLong),
+                "{limit}"
+            );
+        }
+        // The first line ended; the block did not.
+        assert_eq!(both(line, true, line.len()), Err(ScanError::TooLong));
+        let head = b"GET / HTTP/1.1\r\nX: aaaaaaaaaa\r\n\r\n";
+        assert_eq!(both(head, true, 20), Err(ScanError::TooLong));
+        // Leading empty lines count towards the limit; the line after them is the first.
+        assert_eq!(
+            both(b"\r\n\r\nGET / HTTP/1.1\r\n", true, 8),
+            Err(ScanError::FirstLineTooLong)
+        );
+        let mut scanner = BlockScanner::new(true);
+        assert_eq!(
+            scanner.scan(b"\r\n\r\nGET / HTTP/1.1\r\n", 8),
+            Err(ScanError::FirstLineTooLong)
+        );
+        assert_eq!(scanner.block_start(), 4);
+        // Nothing but empty lines: no first line to blame.
+        assert_eq!(both(b"\r\n\r\n\r\n", true, 4), Err(ScanError::TooLong));
+        assert_eq!(both(b"\r\n\r\n\r\n", true, 5), Err(ScanError::TooLong));
+        // A trailer section's first field line.
+        assert_eq!(
+            both(b"X-Long: aaaa\r\n\r\n", false, 6),
+            Err(ScanError::FirstLineTooLong)
+        );
     }
 
     #[test]

@@ -12,13 +12,16 @@ pub(super) struct Target {
     pub(super) raw_path: String,
     /// After the first '?', as sent, without a '#fragment'.
     pub(super) query: String,
+    /// For an absolute-form target, its authority without any userinfo: `host[:port]` as sent.
+    pub(super) authority: Option<String>,
 }
 
 /// Splits a request-target into path and query.
 ///
 /// - origin-form `/path?query`: the usual case.
 /// - absolute-form `scheme://authority/path?query` (sent to proxies, and accepted by origin
-///   servers, RFC 9112 §3.2.2): the authority is checked and dropped, the path defaults to "/".
+///   servers, RFC 9112 §3.2.2): the authority is checked and kept without its userinfo, since
+///   it, not the Host header, names the host; the path defaults to "/".
 /// - asterisk-form `*`: only for OPTIONS (RFC 9112 §3.2.4); the path is "*".
 /// - authority-form `host:port`: only for CONNECT, which is refused with 501 before the target
 ///   is looked at ([`HttpError::UnsupportedMethod`]). wsgilab is not a proxy; 501 says "this
@@ -40,12 +43,13 @@ pub(super) fn parse_target(method: &str, target: &str) -> Result<Target, HttpErr
             path: b"*".to_vec(),
             raw_path: "*".to_owned(),
             query: String::new(),
+            authority: None,
         });
     }
-    let path_and_query = if target.starts_with('/') {
-        target
-    } else if let Some(rest) = strip_scheme_and_authority(target)? {
-        rest
+    let (authority, path_and_query) = if target.starts_with('/') {
+        (None, target)
+    } else if let Some((authority, rest)) = split_scheme_and_authority(target)? {
+        (Some(authority.to_owned()), rest)
     } else {
         return Err(HttpError::Malformed(
             "request target is neither a path starting with '/' nor an absolute URI",
@@ -65,12 +69,15 @@ pub(super) fn parse_target(method: &str, target: &str) -> Result<Target, HttpErr
         path: percent_decode(raw_path.as_bytes()),
         raw_path: raw_path.to_owned(),
         query: query.to_owned(),
+        authority,
     })
 }
 
-/// For an absolute-form target, checks `scheme "://" authority` and returns what follows
-/// (path-abempty, query, fragment). `Ok(None)` if the target does not start with a scheme.
-fn strip_scheme_and_authority(target: &str) -> Result<Option<&str>, HttpError> {
+/// For an absolute-form target, checks `scheme "://" authority` and returns the authority
+/// without its userinfo (`host[:port]`) and what follows it (path-abempty, query, fragment).
+/// `Ok(None)` if the target does not start with a scheme.
+fn split_scheme_and_authority(target: &str) -> Result<Option<(&str, &str)>, HttpError> {
+    const BAD: HttpError = HttpError::Malformed("invalid authority in absolute-form target");
     let bytes = target.as_bytes();
     // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )   (RFC 3986 §3.1)
     let scheme_len = bytes
@@ -87,17 +94,11 @@ fn strip_scheme_and_authority(target: &str) -> Result<Option<&str>, HttpError> {
     let authority_len = after_scheme
         .find(['/', '?', '#'])
         .unwrap_or(after_scheme.len());
-    check_authority(&after_scheme.as_bytes()[..authority_len])?;
-    Ok(Some(&after_scheme[authority_len..]))
-}
-
-/// authority = [ userinfo "@" ] host [ ":" port ]   (RFC 3986 §3.2), with a non-empty host:
-/// an http(s) URI with an empty host must be rejected (RFC 9110 §4.2.1).
-fn check_authority(authority: &[u8]) -> Result<(), HttpError> {
-    const BAD: HttpError = HttpError::Malformed("invalid authority in absolute-form target");
-    let host_and_port = match memchr::memrchr(b'@', authority) {
+    let (authority, rest) = after_scheme.split_at(authority_len);
+    // authority = [ userinfo "@" ] host [ ":" port ]   (RFC 3986 §3.2)
+    let host_and_port = match authority.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
+            let userinfo = &authority.as_bytes()[..at];
             if !userinfo.iter().all(|&b| is_reg_name_byte(b) || b == b':') {
                 return Err(BAD);
             }
@@ -105,34 +106,61 @@ fn check_authority(authority: &[u8]) -> Result<(), HttpError> {
         }
         None => authority,
     };
-    let (host_is_empty, port) = if host_and_port.first() == Some(&b'[') {
-        // IP-literal: an IPv6 address or IPvFuture in brackets.
-        let Some(close) = memchr::memchr(b']', host_and_port) else {
-            return Err(BAD);
+    if !is_host_and_port(host_and_port.as_bytes()) {
+        return Err(BAD);
+    }
+    Ok(Some((host_and_port, rest)))
+}
+
+/// `host [ ":" port ]` with a non-empty host (RFC 3986 §3.2.2–3.2.3): the authority of an
+/// absolute-form target after its userinfo, and the value of a Host header (RFC 9112 §3.2).
+/// An http(s) URI with an empty host must be rejected (RFC 9110 §4.2.1), so ":80" is refused.
+/// The port may be empty ("example.com:"), as RFC 3986 allows.
+pub(super) fn is_host_and_port(host_and_port: &[u8]) -> bool {
+    let (host_is_valid, port) = if let Some(rest) = host_and_port.strip_prefix(b"[") {
+        // IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+        let Some(close) = memchr::memchr(b']', rest) else {
+            return false;
         };
-        let literal = &host_and_port[1..close];
-        if !literal.iter().all(|&b| is_reg_name_byte(b) || b == b':') || literal.contains(&b'%') {
-            return Err(BAD);
-        }
-        match &host_and_port[close + 1..] {
-            [] => (literal.is_empty(), &[][..]),
-            [b':', port @ ..] => (literal.is_empty(), port),
-            _ => return Err(BAD),
-        }
+        let port = match &rest[close + 1..] {
+            [] => &[][..],
+            [b':', port @ ..] => port,
+            _ => return false,
+        };
+        (is_ip_literal(&rest[..close]), port)
     } else {
         let (host, port) = match memchr::memchr(b':', host_and_port) {
             Some(colon) => (&host_and_port[..colon], &host_and_port[colon + 1..]),
             None => (host_and_port, &[][..]),
         };
-        if !host.iter().all(|&b| is_reg_name_byte(b)) {
-            return Err(BAD);
-        }
-        (host.is_empty(), port)
+        // IPv4address is a reg-name too, as far as the bytes go.
+        (
+            !host.is_empty() && host.iter().all(|&b| is_reg_name_byte(b)),
+            port,
+        )
     };
-    if host_is_empty || !port.iter().all(u8::is_ascii_digit) {
-        return Err(BAD);
+    host_is_valid && port.iter().all(u8::is_ascii_digit)
+}
+
+/// What is inside the brackets of an IP-literal: an IPv6 address (no zone identifier), or
+/// IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
+fn is_ip_literal(literal: &[u8]) -> bool {
+    match literal {
+        [b'v' | b'V', rest @ ..] => {
+            let Some(dot) = memchr::memchr(b'.', rest) else {
+                return false;
+            };
+            let (version, address) = (&rest[..dot], &rest[dot + 1..]);
+            !version.is_empty()
+                && version.iter().all(u8::is_ascii_hexdigit)
+                && !address.is_empty()
+                && address
+                    .iter()
+                    .all(|&b| b != b'%' && (is_reg_name_byte(b) || b == b':'))
+        }
+        _ => std::str::from_utf8(literal)
+            .is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok()),
     }
-    Ok(())
 }
 
 /// unreserved / pct-encoded / sub-delims (RFC 3986 §2); '%' is let through without checking
@@ -239,12 +267,78 @@ mod tests {
             "s://]ufd/:",
             "http://[::1/x",
             "http://[::1]x/",
+            "http://[::1]:x/",
+            "http://[zz]/",
+            "http://u@/x",
+            "http://:80/x",
+            "http://a b/",
         ] {
             assert!(
                 matches!(target("GET", bad), Err(HttpError::Malformed(_))),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn absolute_form_keeps_the_authority_without_userinfo() {
+        let authority = |t: &str| parse_target("GET", t).map(|t| t.authority);
+        assert_eq!(
+            authority("http://example.com/foo"),
+            Ok(Some("example.com".to_owned()))
+        );
+        assert_eq!(authority("http://u:p@h:80/x"), Ok(Some("h:80".to_owned())));
+        assert_eq!(
+            authority("https://[::1]:8443?q"),
+            Ok(Some("[::1]:8443".to_owned()))
+        );
+        assert_eq!(authority("/origin"), Ok(None));
+        assert_eq!(parse_target("OPTIONS", "*").map(|t| t.authority), Ok(None));
+    }
+
+    #[test]
+    fn host_and_port() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "127.0.0.1:80",
+            "0.0.0.0=5000",
+            "xn--bcher-kva.example",
+            "a%20b",
+            "[::1]",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "[::ffff:192.0.2.1]:1",
+            "[v1.fe80::a+en1]",
+        ] {
+            assert!(is_host_and_port(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "a/b",
+            "a@b",
+            "u@host:80",
+            "host:8o",
+            "a:1:2",
+            "[::1",
+            "[::1]x",
+            "[::1]:x",
+            "[]",
+            "[fe80::1%25en0]",
+            "[::g]",
+            "[v.x]",
+            "[v1.]",
+            "::1",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(!is_host_and_port(bad.as_bytes()), "{bad}");
+        }
+        assert!(!is_host_and_port(b"\x80x"));
+        assert!(!is_host_and_port(b"a\tb"));
     }
 
     #[test]
