@@ -16,5 +16,6 @@ pub mod python;
 pub mod scoreboard;
 pub mod serve;
 pub mod stats;
+pub mod uwsgi_protocol;
 pub mod worker;
 pub mod wsgi;

@@ -70,13 +70,6 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         ));
         return Err(1);
     }
-    if socket.protocol == Protocol::Uwsgi {
-        procs.log(&format!(
-            "wsgilab: the uwsgi binary protocol ({}) is not served yet; use --http-socket {} (nginx: proxy_pass instead of uwsgi_pass)",
-            socket.spec, socket.spec
-        ));
-        return Err(1);
-    }
     if config.listen > system.somaxconn {
         procs.log(&format!(
             "Listen queue size is greater than the system max net.core.somaxconn ({}).",
@@ -188,6 +181,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
             max_body: (config.limit_post > 0).then_some(config.limit_post),
         },
         keep_alive: socket.protocol == Protocol::Http11,
+        uwsgi_protocol: socket.protocol == Protocol::Uwsgi,
         socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
         disable_logging: config.disable_logging,
         multithread: config.threads > 1,

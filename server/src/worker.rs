@@ -21,6 +21,7 @@ use crate::net::{Listener, Net};
 use crate::procs::{Procs, WorkerLink, WorkerMessage};
 use crate::python::{App, AppError, AppResponse, Python, ResponsePart, WsgiRequest};
 use crate::serve::AppLoader;
+use crate::uwsgi_protocol;
 use crate::wsgi::{build_request, ConnectionInfo};
 
 /// How a worker speaks HTTP, from the command line.
@@ -30,6 +31,8 @@ pub struct WorkerSettings {
     /// `--http11-socket`: keep connections alive. `--http-socket` closes after each response,
     /// as uWSGI's does.
     pub keep_alive: bool,
+    /// `--socket`: requests come in uwsgi's binary protocol (from nginx's `uwsgi_pass`).
+    pub uwsgi_protocol: bool,
     /// `--socket-timeout`: the longest a read or a write may wait for the client.
     pub socket_timeout: Duration,
     pub disable_logging: bool,
@@ -214,6 +217,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             multithread: self.settings.multithread,
             multiprocess: self.settings.multiprocess,
         };
+        if self.settings.uwsgi_protocol {
+            return self.serve_uwsgi_connection(stream, &conn).await;
+        }
         let mut parser = RequestParser::new(self.settings.limits);
         let mut eof = false;
         loop {
@@ -265,6 +271,106 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             }
         }
         close_gracefully(&mut stream, eof).await;
+    }
+
+    /// One request in uwsgi's binary protocol: the proxy already parsed the HTTP request and
+    /// built the environ; the response goes back as HTTP, and the connection closes.
+    async fn serve_uwsgi_connection<S>(&self, mut stream: S, conn: &ConnectionInfo)
+    where
+        S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    {
+        let max = self.settings.limits.max_head;
+        let mut buf = BytesMut::with_capacity(max.min(16 * 1024) + 4);
+        let (packet, used) = loop {
+            match uwsgi_protocol::parse_packet(&buf, max) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {
+                    match timeout(self.settings.socket_timeout, stream.read_buf(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => continue,
+                        _ => return close_gracefully(&mut stream, true).await,
+                    }
+                }
+                Err(error) => {
+                    self.procs.log(&error.to_string());
+                    if buf.starts_with(b"GET ")
+                        || buf.starts_with(b"POST ")
+                        || buf.starts_with(b"HEAD ")
+                    {
+                        self.procs.log("hint: an HTTP client is talking to a uwsgi socket (--socket): browsers and curl need --http-socket; --socket is for nginx's uwsgi_pass");
+                    }
+                    return close_gracefully(&mut stream, false).await;
+                }
+            }
+        };
+        let head = match packet.request_head() {
+            Ok(head) => head,
+            Err(error) => {
+                self.procs.log(&error.to_string());
+                return close_gracefully(&mut stream, false).await;
+            }
+        };
+        let started = Instant::now();
+        let length = match head.framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
+        if self
+            .settings
+            .limits
+            .max_body
+            .is_some_and(|max| length > max)
+        {
+            self.reject(&mut stream, &HttpError::BodyTooLarge, conn)
+                .await;
+            return close_gracefully(&mut stream, false).await;
+        }
+        let mut body = buf.split_off(used);
+        while (body.len() as u64) < length {
+            match timeout(self.settings.socket_timeout, stream.read_buf(&mut body)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return close_gracefully(&mut stream, true).await,
+            }
+        }
+        body.truncate(length as usize);
+        let url_scheme = packet.url_scheme();
+        // Behind a proxy the client is the one the proxy names, for the log as for the app.
+        let client = packet
+            .var("REMOTE_ADDR")
+            .and_then(|a| {
+                std::str::from_utf8(a)
+                    .ok()?
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            })
+            .map(|ip| {
+                let port = packet
+                    .var("REMOTE_PORT")
+                    .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok());
+                SocketAddr::new(ip, port.unwrap_or(0))
+            });
+        let conn = &ConnectionInfo {
+            peer: client.unwrap_or(conn.peer),
+            ..*conn
+        };
+        let request = WsgiRequest {
+            vars: packet.into_environ(conn.local, conn.peer),
+            url_scheme,
+            body: body.freeze(),
+            multithread: conn.multithread,
+            multiprocess: conn.multiprocess,
+        };
+        let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
+        self.link.send(WorkerMessage::Busy {
+            core: self.core,
+            method: head.method.clone(),
+            uri: head.target.clone(),
+            remote: conn.peer.ip().to_string(),
+        });
+        let outcome = self.respond(&mut stream, &head, request, false).await;
+        self.shared.served.fetch_add(1, Ordering::SeqCst);
+        self.log_request(&head, conn, vars, vars_bytes, &outcome, started);
+        self.finished(&outcome, started);
+        close_gracefully(&mut stream, false).await;
     }
 
     async fn next_head<S>(
