@@ -246,3 +246,31 @@ impl Drop for DirLock {
 }
 
 pub mod server;
+
+/// The nginx binary, installed by `tests/setup/install-nginx.sh` (Debian's nginx-light) if the
+/// machine has none; once per machine, one installer at a time.
+pub fn nginx() -> PathBuf {
+    static NGINX: OnceLock<PathBuf> = OnceLock::new();
+    NGINX
+        .get_or_init(|| {
+            let installed = PathBuf::from("/usr/sbin/nginx");
+            if !installed.is_file() {
+                let cache = target_dir().join("test-cache");
+                std::fs::create_dir_all(&cache).unwrap();
+                let _lock = DirLock::acquire(&cache.join("nginx.lock"));
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/setup/install-nginx.sh");
+                let output = Command::new("bash")
+                    .arg(&script)
+                    .output()
+                    .expect("run install-nginx.sh");
+                check(&output, &script.display().to_string());
+            }
+            assert!(
+                installed.is_file(),
+                "nginx is still missing after tests/setup/install-nginx.sh"
+            );
+            installed
+        })
+        .clone()
+}
