@@ -7,4 +7,5 @@
 
 pub mod files;
 pub mod procs;
+pub mod python;
 pub mod trace;
