@@ -74,6 +74,8 @@ struct MachineState {
     files: FileTree,
     processes: BTreeMap<u32, Process>,
     next_pid: u32,
+    /// Where the death of a child is reported (its parent's SIGCHLD): the master's supervisor.
+    exits: Option<mpsc::UnboundedSender<MasterEvent>>,
 }
 
 /// One simulated machine (a turmoil host): its processes, files and CPUs.
@@ -94,6 +96,7 @@ impl Machine {
                 files,
                 processes: BTreeMap::new(),
                 next_pid: 1000,
+                exits: None,
             })),
             trace,
             host: host.to_string(),
@@ -181,6 +184,37 @@ impl Machine {
         true
     }
 
+    /// Delivers `signal` with its default action (the process ends), as the kernel does to a
+    /// worker: its tasks stop, its sockets close, its parent hears of it.
+    pub fn kill(&self, pid: u32, signal: Signal) -> bool {
+        if !self.terminate(pid) {
+            return false;
+        }
+        self.trace.record(
+            &self.host,
+            Some(pid),
+            Category::Proc,
+            "killed",
+            format!("pid {pid} killed by {}", signal.name()),
+        );
+        let exits = self.lock().exits.clone();
+        if let Some(exits) = exits {
+            let _ = exits.send(MasterEvent::Exited {
+                pid,
+                status: ExitStatus::Signal(signal),
+            });
+        }
+        true
+    }
+
+    /// The app's way of using this machine: CPU time on the shared cores, sleeps, crashes and
+    /// leaks, each charged to the process whose task runs it.
+    pub fn executor(&self) -> SimExecutor {
+        SimExecutor {
+            machine: self.clone(),
+        }
+    }
+
     pub fn is_alive(&self, pid: u32) -> bool {
         self.lock().processes.get(&pid).is_some_and(|p| p.alive)
     }
@@ -208,16 +242,40 @@ impl Machine {
     }
 }
 
+tokio::task_local! {
+    /// The simulated process whose task is running. A forked worker gets a copy of the
+    /// master's handles (as a real fork copies memory), so "which process am I" must come from
+    /// the running task, as `getpid()` comes from the running process.
+    static CURRENT_PID: u32;
+}
+
+/// Runs `future` as (a task of) process `pid`.
+pub async fn as_process<F: std::future::Future>(pid: u32, future: F) -> F::Output {
+    CURRENT_PID.scope(pid, future).await
+}
+
+/// The process whose task is running, if any.
+pub fn current_pid() -> Option<u32> {
+    CURRENT_PID.try_with(|pid| *pid).ok()
+}
+
 /// One simulated process's view of itself and its machine.
 #[derive(Clone)]
 pub struct SimProcs {
     pub machine: Machine,
+    /// The process this handle was made for; the running task's process wins (see
+    /// [`current_pid`]).
     pub pid: u32,
 }
 
 impl SimProcs {
+    fn current(&self) -> u32 {
+        current_pid().unwrap_or(self.pid)
+    }
+
     fn with_process<T>(&self, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
-        self.machine.lock().processes.get_mut(&self.pid).map(f)
+        let pid = self.current();
+        self.machine.lock().processes.get_mut(&pid).map(f)
     }
 
     fn absolute(&self, path: &Path) -> PathBuf {
@@ -230,7 +288,7 @@ impl SimProcs {
 
 impl Procs for SimProcs {
     fn pid(&self) -> u32 {
-        self.pid
+        self.current()
     }
 
     fn system(&self) -> SystemInfo {
@@ -326,11 +384,13 @@ impl Procs for SimProcs {
         Fut: std::future::Future<Output = ()> + 'static,
     {
         let core = Arc::new(core);
+        let pid = self.current();
         let mut others = Vec::new();
         for index in 1..cores {
             let core = core.clone();
-            let handle = tokio::task::spawn_local(async move { core(index).await });
-            self.machine.add_task(self.pid, handle.abort_handle());
+            let handle =
+                tokio::task::spawn_local(as_process(pid, async move { core(index).await }));
+            self.machine.add_task(pid, handle.abort_handle());
             others.push(handle);
         }
         core(0).await;
@@ -390,6 +450,7 @@ impl MasterSignals {
 impl SimSupervisor {
     pub fn new(machine: Machine, master: u32) -> SimSupervisor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        machine.lock().exits = Some(events_tx.clone());
         SimSupervisor {
             machine,
             master,
@@ -437,7 +498,7 @@ impl Supervisor for SimSupervisor {
         );
         let machine = self.machine.clone();
         let events = self.events_tx.clone();
-        let task = tokio::task::spawn_local(async move {
+        let task = tokio::task::spawn_local(as_process(pid, async move {
             let code = main(SimLink(link)).await;
             // The process returns from main: it exits, its remaining tasks go with it.
             if machine.terminate(pid) {
@@ -453,7 +514,7 @@ impl Supervisor for SimSupervisor {
                     status: ExitStatus::Code(code),
                 });
             }
-        });
+        }));
         self.machine.add_task(pid, task.abort_handle());
         Ok(pid)
     }
@@ -516,6 +577,41 @@ impl Supervisor for SimSupervisor {
             // The supervisor holds a sender, so the queue never closes.
             None => std::future::pending().await,
         }
+    }
+}
+
+/// [`crate::python::AppExecutor`] over a simulated machine.
+#[derive(Clone)]
+pub struct SimExecutor {
+    machine: Machine,
+}
+
+impl crate::python::AppExecutor for SimExecutor {
+    async fn cpu(&self, d: std::time::Duration) {
+        let pid = current_pid().unwrap_or(0);
+        self.machine.cpus.run(pid, d).await;
+    }
+
+    async fn sleep(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    async fn crash(&self, signal: i32) {
+        if let Some(pid) = current_pid() {
+            self.machine.kill(pid, Signal::from_number(signal));
+        }
+        // The process is gone; its tasks are being aborted.
+        std::future::pending::<()>().await;
+    }
+
+    fn grow_rss(&self, bytes: u64) {
+        if let Some(pid) = current_pid() {
+            self.machine.grow_rss(pid, bytes);
+        }
+    }
+
+    async fn hang(&self) {
+        std::future::pending::<()>().await;
     }
 }
 
