@@ -160,7 +160,10 @@ impl Scoreboard {
                 method,
                 uri,
                 remote,
+                elapsed_us,
             } => {
+                let elapsed = std::time::Duration::from_micros(elapsed_us);
+                let (now, now_unix) = (now.checked_sub(elapsed).unwrap_or(now), now_unix.saturating_sub(elapsed.as_secs()));
                 if let Some(c) = slot.cores.get_mut(core) {
                     c.request = Some(CurrentRequest {
                         method,
@@ -174,19 +177,20 @@ impl Scoreboard {
             }
             WorkerMessage::Idle {
                 core,
+                requests,
                 micros,
-                exception,
+                exceptions,
                 tx,
                 rss,
                 ..
             } => {
                 if let Some(c) = slot.cores.get_mut(core) {
                     c.request = None;
-                    c.requests += 1;
+                    c.requests += requests;
                 }
-                slot.requests += 1;
+                slot.requests += requests;
                 slot.total_micros += micros;
-                slot.exceptions += u64::from(exception);
+                slot.exceptions += exceptions;
                 slot.tx += tx;
                 if rss > 0 {
                     slot.rss = rss;
@@ -234,15 +238,17 @@ mod tests {
             method: "GET".into(),
             uri: "/".into(),
             remote: "1.2.3.4".into(),
+            elapsed_us: 0,
         };
         board.apply(101, busy, now, 0);
         assert_eq!(board.statuses(), ["idle", "busy"]);
         assert_eq!(board.busy_cores(), 1);
         let idle = WorkerMessage::Idle {
             core: 0,
+            requests: 1,
             status: 200,
             micros: 3000,
-            exception: false,
+            exceptions: 0,
             tx: 13,
             rss: 1 << 20,
         };

@@ -256,6 +256,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 method: head.method.clone(),
                 uri: head.target.clone(),
                 remote: conn.peer.ip().to_string(),
+                elapsed_us: 0,
             });
             // The last request before retiring closes its connection, so nothing the client
             // sends next lands on a worker that is about to leave.
@@ -365,6 +366,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             method: head.method.clone(),
             uri: head.target.clone(),
             remote: conn.peer.ip().to_string(),
+            elapsed_us: 0,
         });
         let outcome = self.respond(&mut stream, &head, request, false).await;
         self.shared.served.fetch_add(1, Ordering::SeqCst);
@@ -847,9 +849,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         };
         self.link.send(WorkerMessage::Idle {
             core: self.core,
+            requests: 1,
             status: outcome.status,
             micros: started.elapsed().as_micros() as u64,
-            exception: outcome.exception,
+            exceptions: u64::from(outcome.exception),
             tx: outcome.body_bytes,
             rss,
         });

@@ -164,19 +164,22 @@ pub enum ExitStatus {
 pub enum WorkerMessage {
     /// The worker has its app (or knows it has none) and accepts connections.
     Ready { app_loaded: bool },
-    /// A core started serving a request.
+    /// A core is serving a request, which started `elapsed_us` before the message was sent.
     Busy {
         core: usize,
         method: String,
         uri: String,
         remote: String,
+        elapsed_us: u64,
     },
-    /// A core finished a request.
+    /// A core finished `requests` requests (one, unless the channel merged several): the last
+    /// one's status, their total time, how many raised, bytes sent, the worker's memory.
     Idle {
         core: usize,
+        requests: u64,
         status: u16,
         micros: u64,
-        exception: bool,
+        exceptions: u64,
         tx: u64,
         rss: u64,
     },
