@@ -222,6 +222,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         }
         let mut parser = RequestParser::new(self.settings.limits);
         let mut eof = false;
+        // The client said it sends nothing more (`Connection: close`) and nothing more came:
+        // no lingering needed before the close.
+        let mut client_done = false;
         loop {
             let head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
                 Ok(Some(head)) => head,
@@ -268,10 +271,11 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
             self.finished(&outcome, started);
             if !outcome.keep_alive || self.retiring().is_some() {
+                client_done = !head.keep_alive && parser.is_between_requests();
                 break;
             }
         }
-        close_gracefully(&mut stream, eof).await;
+        close_gracefully(&mut stream, eof || client_done).await;
     }
 
     /// One request in uwsgi's binary protocol: the proxy already parsed the HTTP request and
@@ -976,14 +980,15 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
 }
 
-/// Closes our side, then reads what the client still sends for a moment: closing with unread
-/// bytes makes the kernel send RST, which can destroy the response the client has not read yet.
-async fn close_gracefully<S>(stream: &mut S, eof: bool)
+/// Closes our side, then — unless the client is known to send nothing more — reads what it
+/// still sends for a moment: closing with unread bytes makes the kernel send RST, which can
+/// destroy the response the client has not read yet.
+async fn close_gracefully<S>(stream: &mut S, client_sends_nothing_more: bool)
 where
     S: tokio::io::AsyncRead + AsyncWrite + Unpin,
 {
     let _ = stream.shutdown().await;
-    if eof {
+    if client_sends_nothing_more {
         return;
     }
     let drain = async {
