@@ -525,3 +525,47 @@ fn threads_serve_requests_at_once_in_one_process() {
     assert!(server.log().contains("*** Operational MODE: threaded ***"));
     assert_valid(&server);
 }
+
+#[test]
+fn a_client_trickling_its_head_is_cut_off_and_frees_the_worker() {
+    let server = start(&["--socket-timeout", "1"]);
+    let addr = server.addr();
+    let slow = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        stream
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n")
+            .unwrap();
+        // A byte every 300 ms: each read completes well within --socket-timeout, but the head
+        // never does. Bounded: at most 40 bytes.
+        let mut got = Vec::new();
+        for _ in 0..40 {
+            if stream.write_all(b"X").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if !got.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    // Meanwhile another client is served as soon as the slow one is cut off.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.get("/hello").status, 200);
+    let answer = slow.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout"),
+        "{answer:?}"
+    );
+    let log = server.wait_for_log("was not complete in time");
+    assert!(log.contains("--socket-timeout 1 s"), "{log}");
+}

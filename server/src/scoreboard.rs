@@ -163,7 +163,10 @@ impl Scoreboard {
                 elapsed_us,
             } => {
                 let elapsed = std::time::Duration::from_micros(elapsed_us);
-                let (now, now_unix) = (now.checked_sub(elapsed).unwrap_or(now), now_unix.saturating_sub(elapsed.as_secs()));
+                let (now, now_unix) = (
+                    now.checked_sub(elapsed).unwrap_or(now),
+                    now_unix.saturating_sub(elapsed.as_secs()),
+                );
                 if let Some(c) = slot.cores.get_mut(core) {
                     c.request = Some(CurrentRequest {
                         method,

@@ -183,6 +183,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         keep_alive: socket.protocol == Protocol::Http11,
         uwsgi_protocol: socket.protocol == Protocol::Uwsgi,
         socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
+        body_timeout: Duration::from_secs(config.http_timeout.max(1)),
         disable_logging: config.disable_logging,
         multithread: config.threads > 1,
         multiprocess: config.processes > 1,

@@ -33,8 +33,11 @@ pub struct WorkerSettings {
     pub keep_alive: bool,
     /// `--socket`: requests come in uwsgi's binary protocol (from nginx's `uwsgi_pass`).
     pub uwsgi_protocol: bool,
-    /// `--socket-timeout`: the longest a read or a write may wait for the client.
+    /// `--socket-timeout`: the longest a read or a write may wait for the client, and the
+    /// most a request head may take in all from its first byte.
     pub socket_timeout: Duration,
+    /// `--http-timeout`: the most a request body may take in all.
+    pub body_timeout: Duration,
     pub disable_logging: bool,
     pub multithread: bool,
     pub multiprocess: bool,
@@ -233,6 +236,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     self.reject(&mut stream, &e, &conn).await;
                     break;
                 }
+                Err(ReadFailure::Timeout(what)) => {
+                    self.timed_out(&mut stream, what, &conn).await;
+                    break;
+                }
                 Err(ReadFailure::Io) => break,
             };
             let started = Instant::now();
@@ -248,6 +255,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Ok(body) => body,
                 Err(ReadFailure::Http(e)) => {
                     self.reject(&mut stream, &e, &conn).await;
+                    break;
+                }
+                Err(ReadFailure::Timeout(what)) => {
+                    self.timed_out(&mut stream, what, &conn).await;
                     break;
                 }
                 Err(ReadFailure::Io) => break,
@@ -388,6 +399,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     where
         S: tokio::io::AsyncRead + Unpin,
     {
+        // A head gets --socket-timeout in all from its first byte: a client trickling a byte at
+        // a time (slowloris) cannot hold the worker longer than that.
+        let mut deadline = None;
         loop {
             match parser.next_event() {
                 Ok(Some(Event::Head(head))) => return Ok(Some(head)),
@@ -406,16 +420,23 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                         tokio::select! {
                             biased;
                             _ = self.link.stop_requested() => return Ok(None),
-                            read = self.read_more(stream, parser) => read,
+                            read = self.read_more(stream, parser, None) => read,
                         }
                     } else {
-                        self.read_more(stream, parser).await
+                        self.read_more(stream, parser, deadline).await
                     };
                     match read {
                         Ok(0) => *eof = true,
-                        Ok(_) => {}
+                        Ok(_) => {
+                            if deadline.is_none() && !parser.is_between_requests() {
+                                deadline = Some(Instant::now() + self.settings.socket_timeout);
+                            }
+                        }
                         // An idle keep-alive connection timing out is a normal end.
                         Err(_) if between => return Ok(None),
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            return Err(ReadFailure::Timeout("request head"))
+                        }
                         Err(_) => return Err(ReadFailure::Io),
                     }
                 }
@@ -433,6 +454,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     where
         S: tokio::io::AsyncRead + Unpin,
     {
+        // The body gets --http-timeout in all (and --socket-timeout between two reads).
+        let deadline =
+            Instant::now() + self.settings.body_timeout.max(self.settings.socket_timeout);
         let mut body = BytesMut::new();
         loop {
             match parser.next_event() {
@@ -453,9 +477,12 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                         Ok(()) => ReadFailure::Io,
                     })
                 }
-                Ok(None) => match self.read_more(stream, parser).await {
+                Ok(None) => match self.read_more(stream, parser, Some(deadline)).await {
                     Ok(0) => *eof = true,
                     Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return Err(ReadFailure::Timeout("request body"))
+                    }
                     Err(_) => return Err(ReadFailure::Io),
                 },
                 Err(e) => return Err(ReadFailure::Http(e)),
@@ -463,7 +490,14 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         }
     }
 
-    async fn read_more<S>(&self, stream: &mut S, parser: &mut RequestParser) -> io::Result<usize>
+    /// Reads what the client sent, waiting at most `--socket-timeout`, and never past
+    /// `deadline` (the whole head's, or the whole body's, budget).
+    async fn read_more<S>(
+        &self,
+        stream: &mut S,
+        parser: &mut RequestParser,
+        deadline: Option<Instant>,
+    ) -> io::Result<usize>
     where
         S: tokio::io::AsyncRead + Unpin,
     {
@@ -471,10 +505,38 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(8192);
         }
-        match timeout(self.settings.socket_timeout, stream.read_buf(buf)).await {
+        let wait = match deadline {
+            Some(deadline) => self
+                .settings
+                .socket_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            None => self.settings.socket_timeout,
+        };
+        match timeout(wait, stream.read_buf(buf)).await {
             Ok(result) => result,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    /// A client too slow to finish its request: answer 408 and free the worker.
+    async fn timed_out<S>(&self, stream: &mut S, what: &str, conn: &ConnectionInfo)
+    where
+        S: AsyncWrite + Unpin,
+    {
+        self.procs.log(&format!(
+            "wsgilab: the {what} from {} was not complete in time (--socket-timeout {} s for a head, --http-timeout {} s for a body): answered 408 and closed the connection, so a slow or stalled client cannot hold this worker",
+            conn.peer.ip(),
+            self.settings.socket_timeout.as_secs(),
+            self.settings.body_timeout.as_secs()
+        ));
+        let body = "408 Request Timeout\n";
+        let head = format!(
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = self
+            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
+            .await;
     }
 
     /// Answers a request the parser refused, then the connection closes.
@@ -967,6 +1029,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
 enum ReadFailure {
     /// The request is malformed or over a limit: answer it.
     Http(HttpError),
+    /// The client started a request and did not finish it in time: answer 408.
+    Timeout(&'static str),
     /// The client went away or timed out: nobody to answer.
     Io,
 }

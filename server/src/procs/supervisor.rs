@@ -312,7 +312,10 @@ impl Reports {
     fn flush(&self) {
         let (cores, urgent) = {
             let mut pending = self.lock();
-            (std::mem::take(&mut pending.cores), std::mem::take(&mut pending.urgent))
+            (
+                std::mem::take(&mut pending.cores),
+                std::mem::take(&mut pending.urgent),
+            )
         };
         let mut out = Vec::new();
         let mut push = |message: &WorkerMessage| {
@@ -403,14 +406,28 @@ impl WorkerLink for RealLink {
         let mut pending = self.reports.lock();
         match message {
             WorkerMessage::Busy { core, .. } => {
-                pending.cores.entry(core).or_default().busy = Some((message, std::time::Instant::now()));
+                pending.cores.entry(core).or_default().busy =
+                    Some((message, std::time::Instant::now()));
             }
-            WorkerMessage::Idle { core, requests, status, micros, exceptions, tx, rss } => {
+            WorkerMessage::Idle {
+                core,
+                requests,
+                status,
+                micros,
+                exceptions,
+                tx,
+                rss,
+            } => {
                 let report = pending.cores.entry(core).or_default();
                 report.busy = None;
                 report.done = Some(match report.done.take() {
                     Some(WorkerMessage::Idle {
-                        requests: r0, micros: m0, exceptions: e0, tx: t0, rss: rss0, ..
+                        requests: r0,
+                        micros: m0,
+                        exceptions: e0,
+                        tx: t0,
+                        rss: rss0,
+                        ..
                     }) => WorkerMessage::Idle {
                         core,
                         requests: r0 + requests,
@@ -420,7 +437,15 @@ impl WorkerLink for RealLink {
                         tx: t0 + tx,
                         rss: if rss > 0 { rss } else { rss0 },
                     },
-                    _ => WorkerMessage::Idle { core, requests, status, micros, exceptions, tx, rss },
+                    _ => WorkerMessage::Idle {
+                        core,
+                        requests,
+                        status,
+                        micros,
+                        exceptions,
+                        tx,
+                        rss,
+                    },
                 });
             }
             urgent => {
