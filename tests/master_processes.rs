@@ -119,6 +119,22 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// A master with a stats server, once all its workers are idle.
+fn start_with_stats(extra: &[&str]) -> Server {
+    let stats_flags = stats_args();
+    let mut args = extra.to_vec();
+    args.extend(stats_flags.iter().map(String::as_str));
+    let server = start(&args);
+    wait_until("workers ready", Duration::from_secs(10), || {
+        stats(&server)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "idle")
+    });
+    server
+}
+
 fn stats_args() -> Vec<String> {
     vec![
         "--stats".into(),
@@ -128,17 +144,7 @@ fn stats_args() -> Vec<String> {
 
 #[test]
 fn kill_9_of_a_busy_worker_fails_only_its_request() {
-    let stats_flags = stats_args();
-    let mut args = vec!["--processes", "2", "--listen", "64"];
-    args.extend(stats_flags.iter().map(String::as_str));
-    let server = start(&args);
-    wait_until("both workers ready", Duration::from_secs(10), || {
-        stats(&server)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["status"] == "idle")
-    });
+    let server = start_with_stats(&["--processes", "2", "--listen", "64"]);
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(&server.addr(), "/slow?0.2", 6, stop.clone());
     // Wait until worker 1 is serving a request, then kill it.
@@ -240,17 +246,7 @@ fn max_requests_recycles_workers_without_failing_a_request() {
 
 #[test]
 fn sighup_reloads_under_load_without_failing_a_request() {
-    let stats_flags = stats_args();
-    let mut args = vec!["--processes", "2", "--lazy-apps"];
-    args.extend(stats_flags.iter().map(String::as_str));
-    let server = start(&args);
-    wait_until("workers ready", Duration::from_secs(10), || {
-        stats(&server)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["status"] == "idle")
-    });
+    let server = start_with_stats(&["--processes", "2", "--lazy-apps"]);
     let before = worker_pids(&server);
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());
@@ -296,17 +292,7 @@ fn sigterm_drains_the_request_in_flight_then_exits_0() {
 
 #[test]
 fn sigint_stops_at_once_and_leaves_no_process_behind() {
-    let stats_flags = stats_args();
-    let mut args = vec!["--processes", "3"];
-    args.extend(stats_flags.iter().map(String::as_str));
-    let server = start(&args);
-    wait_until("workers ready", Duration::from_secs(10), || {
-        stats(&server)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["status"] == "idle")
-    });
+    let server = start_with_stats(&["--processes", "3"]);
     let pids = worker_pids(&server);
     server.signal("INT");
     let (status, log) = server.wait_exit(Duration::from_secs(10));
@@ -326,17 +312,7 @@ fn sigint_stops_at_once_and_leaves_no_process_behind() {
 
 #[test]
 fn stats_json_lists_the_workers_and_uwsgitop_reads_it() {
-    let stats_flags = stats_args();
-    let mut args = vec!["--processes", "2"];
-    args.extend(stats_flags.iter().map(String::as_str));
-    let server = start(&args);
-    wait_until("workers ready", Duration::from_secs(10), || {
-        stats(&server)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["status"] == "idle")
-    });
+    let server = start_with_stats(&["--processes", "2"]);
     for _ in 0..3 {
         assert_eq!(get(&server.addr(), "/hello"), Ok(200));
     }
@@ -504,17 +480,7 @@ fn a_full_listen_queue_is_logged_by_the_master() {
 
 #[test]
 fn sighup_when_preforking_reexecutes_the_master_without_failing_a_request() {
-    let stats_flags = stats_args();
-    let mut args = vec!["--processes", "2"];
-    args.extend(stats_flags.iter().map(String::as_str));
-    let server = start(&args);
-    wait_until("workers ready", Duration::from_secs(10), || {
-        stats(&server)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["status"] == "idle")
-    });
+    let server = start_with_stats(&["--processes", "2"]);
     let before = worker_pids(&server);
     let stop = Arc::new(AtomicBool::new(false));
     let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());

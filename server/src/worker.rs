@@ -232,15 +232,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
                 Ok(Some(head)) => head,
                 Ok(None) => break,
-                Err(ReadFailure::Http(e)) => {
-                    self.reject(&mut stream, &e, &conn).await;
+                Err(failure) => {
+                    self.answer_failure(&mut stream, failure, &conn).await;
                     break;
                 }
-                Err(ReadFailure::Timeout(what)) => {
-                    self.timed_out(&mut stream, what, &conn).await;
-                    break;
-                }
-                Err(ReadFailure::Io) => break,
             };
             let started = Instant::now();
             if head.expect_continue && !matches!(head.framing, BodyFraming::Empty) {
@@ -253,15 +248,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             }
             let body = match self.read_body(&mut stream, &mut parser, &mut eof).await {
                 Ok(body) => body,
-                Err(ReadFailure::Http(e)) => {
-                    self.reject(&mut stream, &e, &conn).await;
+                Err(failure) => {
+                    self.answer_failure(&mut stream, failure, &conn).await;
                     break;
                 }
-                Err(ReadFailure::Timeout(what)) => {
-                    self.timed_out(&mut stream, what, &conn).await;
-                    break;
-                }
-                Err(ReadFailure::Io) => break,
             };
             let request = build_request(&head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
@@ -515,6 +505,19 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         match timeout(wait, stream.read_buf(buf)).await {
             Ok(result) => result,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// Answers a request that could not be read: 400-class for a malformed one, 408 for one
+    /// too slow to arrive, nothing when the client is gone.
+    async fn answer_failure<S>(&self, stream: &mut S, failure: ReadFailure, conn: &ConnectionInfo)
+    where
+        S: AsyncWrite + Unpin,
+    {
+        match failure {
+            ReadFailure::Http(e) => self.reject(stream, &e, conn).await,
+            ReadFailure::Timeout(what) => self.timed_out(stream, what, conn).await,
+            ReadFailure::Io => {}
         }
     }
 
