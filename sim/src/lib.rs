@@ -6,6 +6,7 @@
 //! The master and worker code that runs here is the real server's, unchanged.
 
 pub mod files;
+pub mod net;
 pub mod procs;
 pub mod python;
 pub mod trace;

@@ -43,6 +43,6 @@ pub trait Listener {
     fn fd(&self) -> i32;
 
     /// The accept queue as the kernel reports it (`TCP_INFO`): connections waiting, and the
-    /// most that may wait. `None` where it cannot be read.
+    /// backlog (the queue really holds one more). `None` where it cannot be read.
     fn queue_depth(&self) -> Option<(u32, u32)>;
 }
