@@ -10,3 +10,4 @@ pub mod net;
 pub mod procs;
 pub mod python;
 pub mod trace;
+pub mod world;

@@ -1,0 +1,114 @@
+//! A simulated server machine running the real `wsgilab serve`: the same `prepare`, `Master`
+//! and worker code as the binary, over the simulated network, processes and Python. The
+//! scenario runner builds on this; tests use it directly.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use server::config::{parse_serve_args_in, ConfigOutcome};
+use server::master::Master;
+use server::procs::Procs;
+
+use crate::files::FileTree;
+use crate::net::SimNet;
+use crate::procs::{as_process, Machine, MachineSpec, SimSupervisor};
+use crate::python::{AppBehaviour, ProcsView, PythonInstall, SimPython};
+use crate::trace::{Category, Trace};
+
+/// Everything about the server machine and the command typed on it.
+#[derive(Clone, Debug, Default)]
+pub struct ServerSetup {
+    pub machine: MachineSpec,
+    pub files: FileTree,
+    pub python: PythonInstall,
+    pub app: AppBehaviour,
+    /// Where the command was typed.
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// What followed `wsgilab serve` (or `uwsgi`) on the command line.
+    pub args: Vec<String>,
+}
+
+/// Runs the server process on the current turmoil host (named `net.host()`) until it exits;
+/// its exit status. The host's machine is returned through `on_machine` as soon as it exists,
+/// for faults (kills) and inspection.
+pub async fn run_server(
+    setup: ServerSetup,
+    net: SimNet,
+    trace: Trace,
+    on_machine: impl FnOnce(&Machine),
+) -> i32 {
+    let host = net.host().to_string();
+    let machine = Machine::new(
+        &host,
+        setup.machine.clone(),
+        setup.files.clone(),
+        trace.clone(),
+    );
+    on_machine(&machine);
+    let pid = machine.start_process("wsgilab serve", &setup.cwd, setup.env.clone());
+    as_process(pid, async move {
+        let procs = machine.procs(pid);
+        let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
+        let files = setup.files.clone();
+        let read = |path: &std::path::Path| -> io::Result<String> {
+            files
+                .read(path)
+                .map(str::to_string)
+                .ok_or_else(|| io::Error::from_raw_os_error(2))
+        };
+        let config = match parse_serve_args_in(&args, &setup.cwd, &read) {
+            Ok(ConfigOutcome::Run(config)) => config,
+            Ok(ConfigOutcome::Help(text)) => {
+                for line in text.lines() {
+                    procs.log(line);
+                }
+                return 0;
+            }
+            Err(e) => {
+                procs.log(&format!("wsgilab serve: {e}"));
+                return exit(&machine, pid, 1);
+            }
+        };
+        let mut python = SimPython::new(
+            setup.python.clone(),
+            setup.files.clone(),
+            Arc::new(ProcsView(procs.clone())),
+            machine.executor(),
+        )
+        .with_behaviour(setup.app.clone())
+        .with_trace(trace.clone(), &host);
+        let prepared = match server::serve::prepare(&config, &net, &procs, &mut python) {
+            Ok(prepared) => prepared,
+            Err(status) => return exit(&machine, pid, status),
+        };
+        let status = if prepared.master_mode {
+            let supervisor = SimSupervisor::new(machine.clone(), pid);
+            match Master::new(&config, &net, &procs, &supervisor, &python, &prepared) {
+                Ok(mut master) => master.run().await,
+                Err(e) => {
+                    procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
+                    1
+                }
+            }
+        } else {
+            server::serve::serve(&prepared, &net, &procs, &python).await
+        };
+        exit(&machine, pid, status)
+    })
+    .await
+}
+
+fn exit(machine: &Machine, pid: u32, status: i32) -> i32 {
+    machine.trace.record(
+        &machine.host,
+        Some(pid),
+        Category::Proc,
+        "exit",
+        format!("pid {pid} exited with status {status}"),
+    );
+    status
+}

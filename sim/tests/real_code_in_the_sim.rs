@@ -1,0 +1,160 @@
+//! The real `wsgilab serve` — the binary's start-up, master and worker code, unchanged — runs
+//! over the simulated network, processes and Python, and replays byte for byte.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sim::files::FileTree;
+use sim::net::{SimNet, Sysctls};
+use sim::trace::{Category, Event, Trace};
+use sim::world::{run_server, ServerSetup};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn setup(args: &[&str]) -> ServerSetup {
+    let mut files = FileTree::new();
+    files.add_file(
+        "/srv/app/hello.py",
+        "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello, World!']\n",
+    );
+    let mut setup = ServerSetup {
+        files,
+        cwd: "/srv/app".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..ServerSetup::default()
+    };
+    // What the app does is declared beside its source (the model does not run Python).
+    setup.app.default.body = Some("Hello, World!".into());
+    setup.app.default.content_type = "text/plain".into();
+    setup
+}
+
+/// Runs the server and `clients` GETs of `/`, each on its own connection, `gap` apart; the
+/// trace and what each client read.
+fn run(setup: ServerSetup, clients: usize, gap: Duration) -> (Vec<Event>, Vec<String>) {
+    let trace = Trace::default();
+    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
+    let client_net = net.with_host("client", Sysctls::default());
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    let server_trace = trace.clone();
+    sim.host("server", move || {
+        let (setup, net, trace) = (setup.clone(), net.clone(), server_trace.clone());
+        async move {
+            run_server(setup, net, trace, |_| {}).await;
+            Ok(())
+        }
+    });
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = answers.clone();
+    sim.client("client", async move {
+        // Let the server start (import, fork) first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let server = SocketAddr::new(turmoil::lookup("server"), 8000);
+        for _ in 0..clients {
+            let mut stream = client_net.connect(server).await?;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: server\r\n\r\n")
+                .await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            out.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&response).into_owned());
+            tokio::time::sleep(gap).await;
+        }
+        Ok(())
+    });
+    sim.run().unwrap();
+    let answers = answers.lock().unwrap().clone();
+    (trace.events(), answers)
+}
+
+fn log(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.category == Category::Log)
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+#[test]
+fn hello_world_through_the_real_master_and_workers() {
+    let (events, answers) = run(
+        setup(&[
+            "--http-socket",
+            ":8000",
+            "--wsgi-file",
+            "hello.py",
+            "--master",
+            "--processes",
+            "2",
+        ]),
+        3,
+        Duration::from_millis(10),
+    );
+    assert_eq!(answers.len(), 3);
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nHello, World!"), "{answer}");
+    }
+    let log = log(&events);
+    let text = log.join("\n");
+    for line in [
+        "*** Operational MODE: preforking ***",
+        "uwsgi socket 0 bound to TCP address :8000 fd 3",
+        "spawned uWSGI master process (pid: ",
+        "spawned uWSGI worker 1 (pid: ",
+        "spawned uWSGI worker 2 (pid: ",
+        "GET / => generated 13 bytes in ",
+    ] {
+        assert!(
+            text.contains(line),
+            "no {line:?} in the simulated log:\n{text}"
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.category == Category::Net && e.kind == "accepted"));
+}
+
+#[test]
+fn the_same_scenario_and_seed_give_the_same_trace_byte_for_byte() {
+    let args = [
+        "--http11-socket",
+        ":8000",
+        "--wsgi-file",
+        "hello.py",
+        "--master",
+        "--processes",
+        "2",
+    ];
+    let (first, _) = run(setup(&args), 4, Duration::from_millis(3));
+    let (second, _) = run(setup(&args), 4, Duration::from_millis(3));
+    assert!(first.len() > 20);
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap()
+    );
+}
+
+#[test]
+fn started_in_the_wrong_directory_the_simulated_server_explains_itself() {
+    let mut wrong = setup(&["--http-socket", ":8000", "--module", "hello", "--need-app"]);
+    wrong.cwd = "/srv".into();
+    let (events, answers) = run(wrong, 0, Duration::ZERO);
+    assert!(answers.is_empty());
+    let text = log(&events).join("\n");
+    assert!(
+        text.contains("ModuleNotFoundError: No module named 'hello'"),
+        "{text}"
+    );
+    assert!(text.contains("*** no app loaded. GAME OVER ***"), "{text}");
+    assert!(
+        text.contains(
+            "hint: 'hello' is in /srv/app: start wsgilab from there, or pass --chdir /srv/app"
+        ),
+        "{text}"
+    );
+}
