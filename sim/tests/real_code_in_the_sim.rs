@@ -31,6 +31,15 @@ fn setup(args: &[&str]) -> ServerSetup {
 /// Runs the server and `clients` GETs of `/`, each on its own connection, `gap` apart; the
 /// trace and what each client read.
 fn run(setup: ServerSetup, clients: usize, gap: Duration) -> (Vec<Event>, Vec<String>) {
+    run_path(setup, "/", clients, gap)
+}
+
+fn run_path(
+    setup: ServerSetup,
+    path: &'static str,
+    clients: usize,
+    gap: Duration,
+) -> (Vec<Event>, Vec<String>) {
     let trace = Trace::default();
     let net = SimNet::new(trace.clone(), "server", Sysctls::default());
     let client_net = net.with_host("client", Sysctls::default());
@@ -55,7 +64,7 @@ fn run(setup: ServerSetup, clients: usize, gap: Duration) -> (Vec<Event>, Vec<St
         for _ in 0..clients {
             let mut stream = client_net.connect(server).await?;
             stream
-                .write_all(b"GET / HTTP/1.1\r\nHost: server\r\n\r\n")
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes())
                 .await?;
             let mut response = Vec::new();
             stream.read_to_end(&mut response).await?;
@@ -155,6 +164,51 @@ fn started_in_the_wrong_directory_the_simulated_server_explains_itself() {
         text.contains(
             "hint: 'hello' is in /srv/app: start wsgilab from there, or pass --chdir /srv/app"
         ),
+        "{text}"
+    );
+}
+
+#[test]
+fn harakiri_in_the_simulation_fires_at_n_plus_the_masters_tick() {
+    let mut slow = setup(&[
+        "--http-socket",
+        ":8000",
+        "--wsgi-file",
+        "hello.py",
+        "--master",
+        "--processes",
+        "1",
+        "--harakiri",
+        "2",
+    ]);
+    slow.app.routes.push(sim::python::Route {
+        path: "/slow".into(),
+        method: None,
+        behaviour: sim::python::RouteBehaviour {
+            sleep_ms: 5000,
+            ..Default::default()
+        },
+    });
+    let (events, answers) = run_path(slow, "/slow", 1, Duration::ZERO);
+    assert_eq!(
+        answers,
+        [String::new()],
+        "the client of a harakiri'd request gets nothing"
+    );
+    let harakiri = events
+        .iter()
+        .find(|e| e.text.contains("*** HARAKIRI ON WORKER 1"))
+        .expect("harakiri");
+    // Sent at 0.1 s, over the limit at 2.1 s, seen at the master's next tick.
+    assert!(
+        (2_100_000..=3_100_000).contains(&harakiri.at_us),
+        "{}",
+        harakiri.at_us
+    );
+    let text = log(&events).join("\n");
+    assert!(text.contains("DAMN ! worker 1 (pid: "), "{text}");
+    assert!(
+        text.contains("Respawned uWSGI worker 1 (new pid: "),
         "{text}"
     );
 }
