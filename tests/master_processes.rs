@@ -119,6 +119,29 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// SIGHUP while 4 clients keep requesting: waits until both workers were replaced (the stats
+/// server is briefly gone while a master re-executes itself), checks that no request failed,
+/// and returns the log.
+fn reload_under_load(server: &Server) -> String {
+    let before = worker_pids(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());
+    thread::sleep(Duration::from_millis(500));
+    server.signal("HUP");
+    wait_until("both workers replaced", Duration::from_secs(15), || {
+        std::panic::catch_unwind(|| worker_pids(server)).is_ok_and(|pids| {
+            pids.len() == 2 && pids.iter().all(|p| *p != 0 && !before.contains(p))
+        })
+    });
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures) = collect(clients);
+    let log = server.log();
+    assert!(failures.is_empty(), "{failures:?}\n{log}");
+    assert!(ok > 10, "{ok}");
+    log
+}
+
 /// A master with a stats server, once all its workers are idle.
 fn start_with_stats(extra: &[&str]) -> Server {
     let stats_flags = stats_args();
@@ -247,21 +270,7 @@ fn max_requests_recycles_workers_without_failing_a_request() {
 #[test]
 fn sighup_reloads_under_load_without_failing_a_request() {
     let server = start_with_stats(&["--processes", "2", "--lazy-apps"]);
-    let before = worker_pids(&server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());
-    thread::sleep(Duration::from_millis(500));
-    server.signal("HUP");
-    wait_until("both workers replaced", Duration::from_secs(15), || {
-        let pids = worker_pids(&server);
-        pids.iter().all(|p| *p != 0 && !before.contains(p))
-    });
-    thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let (ok, failures) = collect(clients);
-    let log = server.log();
-    assert!(failures.is_empty(), "{failures:?}\n{log}");
-    assert!(ok > 10, "{ok}");
+    let log = reload_under_load(&server);
     assert!(log.contains("SIGHUP received: graceful reload"), "{log}");
     assert_eq!(
         log.matches("WSGI app 0 (mountpoint='') ready").count(),
@@ -481,23 +490,11 @@ fn a_full_listen_queue_is_logged_by_the_master() {
 #[test]
 fn sighup_when_preforking_reexecutes_the_master_without_failing_a_request() {
     let server = start_with_stats(&["--processes", "2"]);
-    let before = worker_pids(&server);
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&server.addr(), "/slow?0.05", 4, stop.clone());
-    thread::sleep(Duration::from_millis(500));
-    server.signal("HUP");
-    server.wait_for_log("gracefully (RE)spawned uWSGI master process");
-    wait_until("new workers ready", Duration::from_secs(15), || {
-        std::panic::catch_unwind(|| worker_pids(&server)).is_ok_and(|pids| {
-            pids.len() == 2 && pids.iter().all(|p| *p != 0 && !before.contains(p))
-        })
-    });
-    thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let (ok, failures) = collect(clients);
-    let log = server.log();
-    assert!(failures.is_empty(), "{failures:?}\n{log}");
-    assert!(ok > 10, "{ok}");
+    let log = reload_under_load(&server);
+    assert!(
+        log.contains("gracefully (RE)spawned uWSGI master process"),
+        "{log}"
+    );
     assert!(log.contains("binary reloading uWSGI..."), "{log}");
     assert_eq!(
         log.matches("WSGI app 0 (mountpoint='') ready").count(),

@@ -54,6 +54,10 @@ pub struct WorkerSettings {
 pub struct NoMaster;
 
 impl WorkerLink for NoMaster {
+    fn has_master(&self) -> bool {
+        false
+    }
+
     fn send(&self, _message: WorkerMessage) {}
 
     async fn stop_requested(&self) {
@@ -255,13 +259,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             };
             let request = build_request(&head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
-            self.link.send(WorkerMessage::Busy {
-                core: self.core,
-                method: head.method.clone(),
-                uri: head.target.clone(),
-                remote: conn.peer.ip().to_string(),
-                elapsed_us: 0,
-            });
+            self.started(&head, &conn);
             // The last request before retiring closes its connection, so nothing the client
             // sends next lands on a worker that is about to leave.
             let last = self.settings.max_requests > 0
@@ -366,13 +364,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             multiprocess: conn.multiprocess,
         };
         let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
-        self.link.send(WorkerMessage::Busy {
-            core: self.core,
-            method: head.method.clone(),
-            uri: head.target.clone(),
-            remote: conn.peer.ip().to_string(),
-            elapsed_us: 0,
-        });
+        self.started(&head, conn);
         let outcome = self.respond(&mut stream, &head, request, false).await;
         self.shared.served.fetch_add(1, Ordering::SeqCst);
         self.log_request(&head, conn, vars, vars_bytes, &outcome, started);
@@ -895,9 +887,22 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         ));
     }
 
+    /// Tells the master a request is being served (for the scoreboard and harakiri).
+    fn started(&self, head: &RequestHead, conn: &ConnectionInfo) {
+        if self.link.has_master() {
+            self.link.send(WorkerMessage::Busy {
+                core: self.core,
+                method: head.method.clone(),
+                uri: head.target.clone(),
+                remote: conn.peer.ip().to_string(),
+                elapsed_us: 0,
+            });
+        }
+    }
+
     /// Tells the master the request is done, and decides whether this worker should retire.
     fn finished(&self, outcome: &Outcome, started: Instant) {
-        let sample_due = {
+        let sample_due = (self.link.has_master() || self.settings.reload_on_rss > 0) && {
             let mut sampled_at = self
                 .shared
                 .rss_sampled_at
@@ -916,15 +921,17 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         } else {
             0
         };
-        self.link.send(WorkerMessage::Idle {
-            core: self.core,
-            requests: 1,
-            status: outcome.status,
-            micros: started.elapsed().as_micros() as u64,
-            exceptions: u64::from(outcome.exception),
-            tx: outcome.body_bytes,
-            rss,
-        });
+        if self.link.has_master() {
+            self.link.send(WorkerMessage::Idle {
+                core: self.core,
+                requests: 1,
+                status: outcome.status,
+                micros: started.elapsed().as_micros() as u64,
+                exceptions: u64::from(outcome.exception),
+                tx: outcome.body_bytes,
+                rss,
+            });
+        }
         let reason = if self.settings.max_requests > 0
             && self.shared.served.load(Ordering::SeqCst) >= self.settings.max_requests
         {

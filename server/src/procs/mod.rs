@@ -236,6 +236,11 @@ pub trait Supervisor {
 
 /// A worker's end of its channel to the master.
 pub trait WorkerLink: Send + Sync {
+    /// Whether anyone hears the reports: a worker without a master skips building them.
+    fn has_master(&self) -> bool {
+        true
+    }
+
     fn send(&self, message: WorkerMessage);
 
     /// Resolves once the master asked this worker to stop (or is gone).
