@@ -36,6 +36,10 @@ pub struct Event {
     /// The process it happened in, where there is one.
     pub pid: Option<u32>,
     pub category: Category,
+    /// The connection the event concerns, by its client's address (`ip:port`): how the
+    /// request table matches the kernel's, the worker's and the client's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn: Option<String>,
     /// A short machine-readable kind (`syn_dropped`, `spawn`, `request_done`, ...).
     pub kind: String,
     /// What happened, in words.
@@ -57,14 +61,47 @@ impl Trace {
         kind: &str,
         text: impl Into<String>,
     ) {
+        self.push(host, pid, category, None, kind, text.into());
+    }
+
+    /// Records an event about one connection, named by its client's address.
+    pub fn record_conn(
+        &self,
+        host: &str,
+        pid: Option<u32>,
+        category: Category,
+        conn: Option<std::net::SocketAddr>,
+        kind: &str,
+        text: impl Into<String>,
+    ) {
+        self.push(
+            host,
+            pid,
+            category,
+            conn.map(|c| c.to_string()),
+            kind,
+            text.into(),
+        );
+    }
+
+    fn push(
+        &self,
+        host: &str,
+        pid: Option<u32>,
+        category: Category,
+        conn: Option<String>,
+        kind: &str,
+        text: String,
+    ) {
         let at = now();
         self.lock().push(Event {
             at_us: at.as_micros() as u64,
             host: host.to_string(),
             pid,
             category,
+            conn,
             kind: kind.to_string(),
-            text: text.into(),
+            text,
         });
     }
 

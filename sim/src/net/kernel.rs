@@ -373,10 +373,13 @@ async fn drive(kernel: Arc<Kernel>, host: String) {
 }
 
 impl State {
-    fn record(&self, host: &str, kind: &str, text: String) {
+    /// Records a network event of `host`; `client` names the connection it concerns (by its
+    /// client's address, which is how the trace's readers match events to requests).
+    fn record(&self, host: &str, client: Option<SocketAddr>, kind: &str, text: String) {
         // Sockets dropped while the world is torn down are not part of the run.
         if turmoil::sim_elapsed().is_some() {
-            self.trace.record(host, None, Category::Net, kind, text);
+            self.trace
+                .record_conn(host, None, Category::Net, client, kind, text);
         }
     }
 
@@ -588,8 +591,7 @@ impl State {
                 synflood_warned: false,
             },
         );
-        self.record(
-            host,
+        self.record(host, None,
             "listen",
             format!(
                 "fd {fd} listens on {addr} with backlog {backlog}: the accept queue holds up to {} connections",
@@ -626,6 +628,7 @@ impl State {
         };
         self.record(
             &l.host,
+            None,
             "close",
             format!(
                 "fd {} ({}) closed: {} queued connection(s) reset, {} half-open forgotten",
@@ -653,6 +656,7 @@ impl State {
             let (client, host) = (conn.client, conn.server_host.clone().unwrap_or_default());
             self.record(
                 &host,
+                Some(client),
                 "reset",
                 format!("RST to {client}: its connection was still in the accept queue"),
             );
@@ -689,6 +693,7 @@ impl State {
             let (client, local) = (conn.client, conn.server);
             self.record(
                 &host,
+                Some(client),
                 "accepted",
                 format!(
                     "accept() on fd {fd} ({addr}) takes {client}; {left}/{max} left in the queue"
@@ -787,7 +792,12 @@ impl State {
                 held_since: Duration::ZERO,
             },
         );
-        self.record(host, "syn_sent", format!("{client} sends SYN to {dst}"));
+        self.record(
+            host,
+            Some(client),
+            "syn_sent",
+            format!("{client} sends SYN to {dst}"),
+        );
         let sys = self.sysctls(host);
         let timeout = sys.next_syn_timeout(0, Duration::ZERO);
         let key = self.arm(sys.timer_expiry(started, timeout), Timer::SynRetransmit(id));
@@ -877,8 +887,7 @@ impl State {
             let waker = conn.connect_waker.take();
             let n = conn.syn_retransmits;
             self.wake(waker);
-            self.record(
-                &host,
+            self.record(&host, Some(client),
                 "timeout",
                 format!(
                     "{client} gives up on {server} after {n} SYN retransmissions: connect() fails with ETIMEDOUT after {}",
@@ -891,8 +900,7 @@ impl State {
         let n = conn.syn_retransmits;
         let timeout = sys.next_syn_timeout(n, conn.syn_timeout);
         conn.syn_timeout = timeout;
-        self.record(
-            &host,
+        self.record(&host, Some(client),
             "syn_retry",
             format!(
                 "{client} retransmits its SYN to {server} (attempt {}, {} after connect()); next try in {}",
@@ -919,7 +927,12 @@ impl State {
         match conn.server_state {
             ServerState::Request { .. } | ServerState::Cookie { .. } => {
                 // A retransmitted SYN for a connection the server already answered.
-                self.record(&host, "synack", format!("SYN-ACK to {client} again"));
+                self.record(
+                    &host,
+                    Some(client),
+                    "synack",
+                    format!("SYN-ACK to {client} again"),
+                );
                 self.send_to(id, Packet::SynAck(id), Side::Client);
                 return;
             }
@@ -929,6 +942,7 @@ impl State {
         let Some(lid) = self.find_listener(&host, dst) else {
             self.record(
                 &host,
+                Some(client),
                 "refused",
                 format!("nothing listens on {dst}: RST to {client}"),
             );
@@ -943,8 +957,7 @@ impl State {
         let mut cookie = false;
         if sys.tcp_syncookies == 2 || requests >= max {
             if sys.tcp_syncookies == 0 {
-                self.record(
-                    &host,
+                self.record(&host, Some(client),
                     "syn_dropped",
                     format!(
                         "SYN from {client} dropped: {requests} half-open connections already wait on {laddr} (backlog {max}) and syncookies are off"
@@ -955,16 +968,14 @@ impl State {
             cookie = true;
             let l = self.listeners.get_mut(&lid).expect("listener");
             if !std::mem::replace(&mut l.synflood_warned, true) && sys.tcp_syncookies != 2 {
-                self.record(
-                    &host,
+                self.record(&host, None,
                     "syn_flood",
                     format!("TCP: request_sock_TCP: Possible SYN flooding on port {laddr}. Sending cookies."),
                 );
             }
         }
         if queued > max {
-            self.record(
-                &host,
+            self.record(&host, Some(client),
                 "syn_dropped",
                 format!(
                     "SYN from {client} dropped: the accept queue of {laddr} is full ({queued}/{accepted_max}); the client will retransmit"
@@ -995,8 +1006,7 @@ impl State {
         let conn = self.conns.get_mut(&id).expect("connection");
         conn.listener = Some(lid);
         conn.server_state = state;
-        self.record(
-            &host,
+        self.record(&host, Some(client),
             "synack",
             if cookie {
                 format!("SYN-ACK (a syncookie, no state kept) to {client}; accept queue {queued}/{accepted_max}")
@@ -1030,6 +1040,7 @@ impl State {
             self.wake(waker);
             self.record(
                 &host,
+                Some(client),
                 "connected",
                 format!(
                     "{client} gets the SYN-ACK of {server}: connect() returns after {}",
@@ -1065,8 +1076,7 @@ impl State {
                 if listener.is_some() && syncookie_period(now()) <= period + 1 => {}
             ServerState::Request { .. } if listener.is_some() => {}
             _ => {
-                self.record(
-                    &host,
+                self.record(&host, Some(client),
                     "reset",
                     format!(
                         "{server} no longer knows {client} (the half-open connection expired, or its listener closed): RST"
@@ -1088,8 +1098,7 @@ impl State {
         let what = if data { "ACK (with its data)" } else { "ACK" };
         if queued > max {
             if sys.tcp_abort_on_overflow {
-                self.record(
-                    &host,
+                self.record(&host, Some(client),
                     "reset",
                     format!(
                         "{what} from {client} finds the accept queue of {laddr} full ({queued}/{}): tcp_abort_on_overflow answers RST",
@@ -1107,8 +1116,7 @@ impl State {
                         *acked = true;
                     }
                 }
-                self.record(
-                    &host,
+                self.record(&host, Some(client),
                     "ack_dropped",
                     format!(
                         "{what} from {client} dropped: the accept queue of {laddr} is full ({queued}/{}); the connection stays half-open while the client believes it is connected",
@@ -1125,8 +1133,7 @@ impl State {
         let conn = self.conns.get_mut(&id).expect("connection");
         conn.server_state = ServerState::Queued;
         conn.server_end.open = true;
-        self.record(
-            &host,
+        self.record(&host, Some(client),
             "established",
             format!(
                 "{what} from {client}: the connection is established and joins the accept queue of {laddr} ({queued}/{})",
@@ -1205,8 +1212,7 @@ impl State {
             }
         }
         if num_timeout >= max_retries {
-            self.record(
-                &host,
+            self.record(&host, Some(client),
                 "half_open_expired",
                 format!(
                     "half-open connection from {client} forgotten after {num_timeout} SYN-ACK retransmissions{}; the client is not told",
@@ -1218,6 +1224,7 @@ impl State {
         }
         self.record(
             &host,
+            Some(client),
             "synack_retransmit",
             format!(
                 "SYN-ACK retransmission {} to half-open {client}{}",
@@ -1257,8 +1264,7 @@ impl State {
                         (conn.client_host.clone(), conn.client, conn.server);
                     self.cancel(timer);
                     self.wake(waker);
-                    self.record(
-                        &host,
+                    self.record(&host, Some(client),
                         "refused",
                         format!("{client} receives RST from {server}: connect() fails with ECONNREFUSED"),
                     );
@@ -1322,6 +1328,7 @@ impl State {
         }
         self.record(
             &host,
+            Some(if side == Side::Client { me } else { peer }),
             "reset",
             format!(
                 "{me} receives RST from {peer}: its next read or write fails with {}",
@@ -1380,6 +1387,7 @@ impl State {
             let (me, peer) = (conn.addr(side), conn.addr(side.other()));
             self.record(
                 &host,
+                Some(if side == Side::Client { me } else { peer }),
                 "reset",
                 format!("{peer} is closed: {n} bytes from {me} are answered with RST"),
             );
@@ -1485,13 +1493,13 @@ impl State {
             }
             self.record(
                 &host,
+                Some(client),
                 "timeout",
                 format!("{client} gives up retransmitting {held} bytes to {server}: ETIMEDOUT"),
             );
             return;
         }
-        self.record(
-            &host,
+        self.record(&host, Some(client),
             "data_retransmit",
             format!(
                 "{client} retransmits {held} unacknowledged bytes to {server} (try {}, {} after they were written)",
@@ -1536,6 +1544,7 @@ impl State {
         if now() > since {
             self.record(
                 &host,
+                Some(client),
                 "data_delivered",
                 format!(
                     "{n} bytes{} from {client}, unacknowledged for {}, reach the server",
@@ -1598,7 +1607,12 @@ impl State {
             conn.addr(side),
             conn.addr(side.other()),
         );
-        self.record(&host, "fin", format!("{me} sends FIN to {peer}"));
+        self.record(
+            &host,
+            Some(if side == Side::Client { me } else { peer }),
+            "fin",
+            format!("{me} sends FIN to {peer}"),
+        );
         let conn = self.conns.get_mut(&id).expect("connection");
         if side == Side::Client && (conn.half_open() || !conn.up.held.is_empty()) {
             if conn.up.held.is_empty() {
@@ -1648,6 +1662,7 @@ impl State {
             self.cancel(rtx);
             self.record(
                 &host,
+                Some(if side == Side::Client { me } else { peer }),
                 "reset",
                 if abort {
                     format!("{me} aborts its connection: RST to {peer}")

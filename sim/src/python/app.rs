@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -318,9 +319,16 @@ impl<E: AppExecutor> SimApp<E> {
         &self.location
     }
 
-    fn record(&self, kind: &str, text: String) {
-        self.trace
-            .record(&self.host, self.process.pid(), Category::App, kind, text);
+    /// Records what the app does for the request of client `conn`.
+    fn record(&self, conn: Option<SocketAddr>, kind: &str, text: String) {
+        self.trace.record_conn(
+            &self.host,
+            self.process.pid(),
+            Category::App,
+            conn,
+            kind,
+            text,
+        );
     }
 
     /// The traceback of an exception the app raises.
@@ -383,6 +391,11 @@ impl<E: AppExecutor> App for SimApp<E> {
     async fn call(&self, request: WsgiRequest) -> Result<SimResponse, AppError> {
         let method = var(&request, "REQUEST_METHOD");
         let path = var(&request, "PATH_INFO");
+        let conn = var(&request, "REMOTE_ADDR")
+            .parse::<IpAddr>()
+            .ok()
+            .zip(var(&request, "REMOTE_PORT").parse::<u16>().ok())
+            .map(|(ip, port)| SocketAddr::new(ip, port));
         let (route, b) = self.behaviour.route_for(&method, &path);
         let route = match route {
             Some(r) => format!(
@@ -396,6 +409,7 @@ impl<E: AppExecutor> App for SimApp<E> {
             None => "the default route".to_string(),
         };
         self.record(
+            conn,
             "app_start",
             format!(
                 "{}:{} called for {method} {path} ({route})",
@@ -405,12 +419,14 @@ impl<E: AppExecutor> App for SimApp<E> {
         if b.leak_bytes > 0 {
             self.executor.grow_rss(b.leak_bytes);
             self.record(
+                conn,
                 "leak",
                 format!("the app keeps {} bytes it will never free", b.leak_bytes),
             );
         }
         if b.cpu_ms > 0 {
             self.record(
+                conn,
                 "cpu",
                 format!("computes for {} ms of CPU, holding the GIL", b.cpu_ms),
             );
@@ -418,6 +434,7 @@ impl<E: AppExecutor> App for SimApp<E> {
         }
         if b.sleep_ms > 0 {
             self.record(
+                conn,
                 "sleep",
                 format!(
                     "waits {} ms (I/O: the GIL is released, the worker is still busy)",
@@ -427,12 +444,13 @@ impl<E: AppExecutor> App for SimApp<E> {
             self.executor.sleep(Duration::from_millis(b.sleep_ms)).await;
         }
         if b.hang {
-            self.record("hang", "the app never returns".into());
+            self.record(conn, "hang", "the app never returns".into());
             self.executor.hang().await;
             std::future::pending::<()>().await;
         }
         if let Some(CrashSignal(signal)) = b.crash {
             self.record(
+                conn,
                 "crash",
                 format!("the app crashes the process with signal {signal}"),
             );
@@ -442,6 +460,7 @@ impl<E: AppExecutor> App for SimApp<E> {
         if let Some(message) = &b.raise {
             let error = self.exception(message);
             self.record(
+                conn,
                 "raise",
                 format!(
                     "the app raised {}",
@@ -458,6 +477,7 @@ impl<E: AppExecutor> App for SimApp<E> {
         headers.extend(b.headers.iter().cloned());
         let status = b.status_line();
         self.record(
+            conn,
             "app_end",
             format!("returned {status} with a body of {} bytes", body.len()),
         );
