@@ -67,6 +67,8 @@ pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
     phase: Phase,
     listen_queue_errors: u64,
     started: Instant,
+    /// The worker list as last shown to the supervisor.
+    shown_statuses: Vec<&'static str>,
 }
 
 impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
@@ -119,6 +121,7 @@ where
             phase: Phase::Running,
             listen_queue_errors: 0,
             started: now,
+            shown_statuses: Vec::new(),
         })
     }
 
@@ -142,6 +145,7 @@ where
         for index in 0..self.board.slots.len() {
             self.spawn(index, false);
         }
+        self.show_board();
         let mut next_tick = self.started + Duration::from_secs(1);
         loop {
             enum Wake<C> {
@@ -166,6 +170,7 @@ where
                     self.tick();
                 }
             }
+            self.show_board();
             if let Phase::Stopping { then, .. } = self.phase {
                 if self
                     .board
@@ -181,6 +186,14 @@ where
                     return 0;
                 }
             }
+        }
+    }
+
+    fn show_board(&mut self) {
+        let statuses = self.board.statuses();
+        if statuses != self.shown_statuses {
+            self.supervisor.board_changed(&statuses);
+            self.shown_statuses = statuses;
         }
     }
 

@@ -232,6 +232,10 @@ pub trait Supervisor {
 
     /// The next signal to the master, child exit, or worker message.
     fn next_event(&self) -> impl std::future::Future<Output = MasterEvent>;
+
+    /// The master's worker list changed (`[busy, idle, ...]`). Nothing to do for a real
+    /// master; the lab draws its timeline from it.
+    fn board_changed(&self, _statuses: &[&'static str]) {}
 }
 
 /// A worker's end of its channel to the master.

@@ -215,6 +215,26 @@ impl Machine {
         }
     }
 
+    /// Sends `signal` to the master process, as `kill -TERM <master pid>` would: its handler
+    /// (the supervisor's event queue) receives it. False when no master listens for signals.
+    pub fn signal_master(&self, signal: Signal) -> bool {
+        let exits = self.lock().exits.clone();
+        match exits {
+            Some(exits) => exits.send(MasterEvent::Signal(signal)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The live processes, in pid order: (pid, parent, name).
+    pub fn processes(&self) -> Vec<(u32, Option<u32>, String)> {
+        self.lock()
+            .processes
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| (p.pid, p.parent, p.name.clone()))
+            .collect()
+    }
+
     pub fn is_alive(&self, pid: u32) -> bool {
         self.lock().processes.get(&pid).is_some_and(|p| p.alive)
     }
@@ -568,6 +588,16 @@ impl Supervisor for SimSupervisor {
             io::ErrorKind::Unsupported,
             "re-executing the master is not modelled in the simulation",
         )
+    }
+
+    fn board_changed(&self, statuses: &[&'static str]) {
+        self.machine.trace.record(
+            &self.machine.host,
+            Some(self.master),
+            Category::Board,
+            "board",
+            format!("[{}]", statuses.join(", ")),
+        );
     }
 
     async fn next_event(&self) -> MasterEvent {
