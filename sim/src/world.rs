@@ -15,7 +15,7 @@ use server::procs::Procs;
 use crate::files::FileTree;
 use crate::net::SimNet;
 use crate::procs::{as_process, Machine, MachineSpec, SimSupervisor};
-use crate::python::{AppBehaviour, ProcsView, PythonInstall, SimPython};
+use crate::python::{AppBehaviour, PythonInstall, SimPython};
 use crate::trace::{Category, Trace};
 
 /// Everything about the server machine and the command typed on it.
@@ -76,7 +76,7 @@ pub async fn run_server(
         let mut python = SimPython::new(
             setup.python.clone(),
             setup.files.clone(),
-            Arc::new(ProcsView(procs.clone())),
+            Arc::new(procs.clone()),
             machine.executor(),
         )
         .with_behaviour(setup.app.clone())

@@ -239,6 +239,12 @@ impl Machine {
         self.lock().processes.get(&pid).is_some_and(|p| p.alive)
     }
 
+    /// The resident memory of a process, as the table has it (a dead process keeps its
+    /// last figure).
+    pub fn rss(&self, pid: u32) -> Option<u64> {
+        self.lock().processes.get(&pid).map(|p| p.rss)
+    }
+
     pub fn grow_rss(&self, pid: u32, bytes: u64) {
         if let Some(p) = self.lock().processes.get_mut(&pid) {
             p.rss += bytes;
@@ -420,6 +426,26 @@ impl Procs for SimProcs {
     }
 }
 
+/// The interpreter's view of its process: the one whose task runs, and the machine's
+/// process table for who else is alive.
+impl crate::python::ProcessView for SimProcs {
+    fn pid(&self) -> Option<u32> {
+        Some(self.current())
+    }
+
+    fn cwd(&self) -> PathBuf {
+        self.current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        self.env_var(name)
+    }
+
+    fn is_alive(&self, pid: u32) -> bool {
+        self.machine.is_alive(pid)
+    }
+}
+
 /// The civil UTC date of a Unix time (Howard Hinnant's days-to-civil algorithm): the simulated
 /// machine keeps UTC, so its logs do not depend on the host's time zone.
 pub fn utc(unix_time: u64) -> LocalTime {
@@ -497,7 +523,16 @@ impl Supervisor for SimSupervisor {
     {
         hooks.before_fork();
         let pid = self.machine.fork(self.master, "worker");
-        hooks.after_fork_child();
+        self.machine.trace.record(
+            &self.machine.host,
+            Some(pid),
+            Category::Proc,
+            "fork",
+            format!("forked from {} as pid {pid}", self.master),
+        );
+        // The child's hook runs in the child, as it does after a real fork: "which process am
+        // I" answers the new pid there.
+        CURRENT_PID.sync_scope(pid, || hooks.after_fork_child());
         hooks.after_fork_parent();
         let link = Arc::new(LinkState {
             pid,
@@ -509,13 +544,6 @@ impl Supervisor for SimSupervisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(pid, link.clone());
-        self.machine.trace.record(
-            &self.machine.host,
-            Some(pid),
-            Category::Proc,
-            "fork",
-            format!("forked from {} as pid {pid}", self.master),
-        );
         let machine = self.machine.clone();
         let events = self.events_tx.clone();
         let task = tokio::task::spawn_local(as_process(pid, async move {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use server::python::{App, AppError, AppResponse, ResponsePart, WsgiRequest};
 
-use super::ProcessView;
+use super::{pid_list_words, ImportedConnection, ProcessView};
 use crate::trace::{Category, Trace};
 
 /// The largest chunk the app yields: bigger bodies come in several, as a file wrapper would
@@ -48,6 +48,14 @@ pub struct RouteBehaviour {
     pub hang: bool,
     /// Resident memory the process gains for good on each request (a leak), in bytes.
     pub leak_bytes: u64,
+    /// Answer with what reached the app instead of `body`/`body_bytes`: a JSON document
+    /// (`application/json`) with the request's CGI variables and body, as
+    /// tests/apps/echoapp.py gives for the real server, so that a test can check what the
+    /// server's parser and environ made of the bytes it sent. Its keys: method, path, query,
+    /// uri, protocol, server_name, content_type, content_length (null when absent), headers
+    /// (every `HTTP_*` variable) and body. Bytes are latin-1 strings (one char per byte), as
+    /// PEP 3333's native strings are.
+    pub echo: bool,
 }
 
 impl Default for RouteBehaviour {
@@ -64,6 +72,7 @@ impl Default for RouteBehaviour {
             crash: None,
             hang: false,
             leak_bytes: 0,
+            echo: false,
         }
     }
 }
@@ -122,7 +131,7 @@ impl TryFrom<RouteRepr> for Route {
     fn try_from(repr: RouteRepr) -> Result<Route, String> {
         if let Some(key) = repr.unknown.keys().next() {
             return Err(format!(
-                "unknown field `{key}` in a route (expected path, method, or a behaviour: cpu_ms, sleep_ms, status, body, body_bytes, content_type, headers, raise, crash, hang, leak_bytes)"
+                "unknown field `{key}` in a route (expected path, method, or a behaviour: cpu_ms, sleep_ms, status, body, body_bytes, content_type, headers, raise, crash, hang, leak_bytes, echo)"
             ));
         }
         Ok(Route {
@@ -312,6 +321,21 @@ pub struct SimApp<E: AppExecutor> {
     pub(crate) process: Arc<dyn ProcessView>,
     pub(crate) trace: Trace,
     pub(crate) host: String,
+    /// The connection the module opened at import, when there is one.
+    pub(crate) connection: Option<Arc<ImportedConnection>>,
+}
+
+/// Ends a process's query on an inherited connection when its call ends, however it ends (a
+/// killed process's call is dropped midway).
+struct QueryGuard<'a> {
+    connection: &'a ImportedConnection,
+    pid: u32,
+}
+
+impl Drop for QueryGuard<'_> {
+    fn drop(&mut self) {
+        self.connection.end_query(self.pid);
+    }
 }
 
 impl<E: AppExecutor> SimApp<E> {
@@ -329,6 +353,42 @@ impl<E: AppExecutor> SimApp<E> {
             kind,
             text,
         );
+    }
+
+    /// A worker that inherited the connection opened at import uses it for the call: says
+    /// who else talks on that socket, and who is mid-query on it right now.
+    fn query_on_inherited_connection(&self, conn: Option<SocketAddr>) -> Option<QueryGuard<'_>> {
+        let connection = self.connection.as_deref()?;
+        let pid = self.process.pid()?;
+        if !connection.inherited_by(pid) {
+            return None;
+        }
+        let alive = |p| self.process.is_alive(p);
+        let busy = connection.start_query(pid, alive);
+        let opener = connection
+            .opener
+            .map_or_else(|| "its parent".into(), |p| format!("pid {p}"));
+        let text = if busy.is_empty() {
+            let others = connection.other_holders(pid, alive);
+            let shared = if others.is_empty() {
+                String::new()
+            } else {
+                format!(", shared with {}", pid_list_words(&others))
+            };
+            format!(
+                "queries on the connection {} opened at import in {opener}{shared}; no other process is using it at this moment",
+                connection.module
+            )
+        } else {
+            format!(
+                "queries on the connection {} opened at import in {opener} while {} {} querying on it too: their queries interleave on one socket, and each may read the other's reply",
+                connection.module,
+                pid_list_words(&busy),
+                if busy.len() == 1 { "is" } else { "are" }
+            )
+        };
+        self.record(conn, "query_shared_connection", text);
+        Some(QueryGuard { connection, pid })
     }
 
     /// The traceback of an exception the app raises.
@@ -385,6 +445,47 @@ fn var(request: &WsgiRequest, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Bytes as a latin-1 string, one char per byte, as PEP 3333 decodes environ values.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().copied().map(char::from).collect()
+}
+
+/// The document [`RouteBehaviour::echo`] answers with.
+fn echo(request: &WsgiRequest) -> Bytes {
+    use serde_json::Value;
+    let lookup = |name: &str| {
+        request
+            .vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(Value::Null, |(_, v)| Value::String(latin1(v)))
+    };
+    // A request with no QUERY_STRING has an empty one, as echoapp.py's environ.get(.., "").
+    let query = match lookup("QUERY_STRING") {
+        Value::Null => Value::String(String::new()),
+        query => query,
+    };
+    let headers: serde_json::Map<String, Value> = request
+        .vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("HTTP_"))
+        .map(|(k, v)| (k.clone(), Value::String(latin1(v))))
+        .collect();
+    let document = serde_json::json!({
+        "method": lookup("REQUEST_METHOD"),
+        "path": lookup("PATH_INFO"),
+        "query": query,
+        "uri": lookup("REQUEST_URI"),
+        "protocol": lookup("SERVER_PROTOCOL"),
+        "server_name": lookup("SERVER_NAME"),
+        "content_type": lookup("CONTENT_TYPE"),
+        "content_length": lookup("CONTENT_LENGTH"),
+        "headers": headers,
+        "body": latin1(&request.body),
+    });
+    Bytes::from(document.to_string())
+}
+
 impl<E: AppExecutor> App for SimApp<E> {
     type Response = SimResponse;
 
@@ -416,6 +517,7 @@ impl<E: AppExecutor> App for SimApp<E> {
                 self.location.module, self.location.callable
             ),
         );
+        let _query = self.query_on_inherited_connection(conn);
         if b.leak_bytes > 0 {
             self.executor.grow_rss(b.leak_bytes);
             self.record(
@@ -469,9 +571,13 @@ impl<E: AppExecutor> App for SimApp<E> {
             );
             return Err(error);
         }
-        let body = b.body();
+        let (body, content_type) = if b.echo {
+            (echo(&request), "application/json".to_string())
+        } else {
+            (b.body(), b.content_type.clone())
+        };
         let mut headers = vec![
-            ("Content-Type".to_string(), b.content_type.clone()),
+            ("Content-Type".to_string(), content_type),
             ("Content-Length".to_string(), body.len().to_string()),
         ];
         headers.extend(b.headers.iter().cloned());

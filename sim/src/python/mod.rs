@@ -26,8 +26,9 @@ mod cpython_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -190,6 +191,11 @@ pub trait ProcessView: Send + Sync {
     /// The working directory (absolute).
     fn cwd(&self) -> PathBuf;
     fn env(&self, name: &str) -> Option<String>;
+    /// Whether another process of the machine still runs: who still holds a connection
+    /// inherited through a fork. A view that cannot tell says yes.
+    fn is_alive(&self, _pid: u32) -> bool {
+        true
+    }
 }
 
 /// Any process seam seen as a [`ProcessView`].
@@ -284,6 +290,121 @@ impl ImportEffect {
             ),
         }
     }
+
+    /// What the fork that made `child` did to this effect, in words; `workers` are the
+    /// children (`child` among them) that now hold the connection, for a connection.
+    pub fn in_forked_child(&self, child: u32, workers: &[u32]) -> String {
+        let parent = self
+            .pid
+            .map_or_else(|| "its parent".into(), |p| format!("pid {p}"));
+        match self.kind {
+            ImportEffectKind::Thread => format!(
+                "pid {child} forked from {parent}: the thread {} started at import in {parent} does not exist in pid {child}, because fork() copies only the thread that called it",
+                self.module
+            ),
+            ImportEffectKind::Connection if workers.len() > 1 => format!(
+                "pid {child} forked from {parent}: workers {} now share the one connection {} opened at import in {parent} (the master holds it too): one socket, and their queries interleave on it",
+                pid_list_words(workers),
+                self.module
+            ),
+            ImportEffectKind::Connection => format!(
+                "pid {child} forked from {parent}: it holds the connection {} opened at import in {parent}, the same socket as the master; every worker forked from now on shares it too, and their queries will interleave on it",
+                self.module
+            ),
+        }
+    }
+
+    /// The `hint:` for the first fork after this effect.
+    fn hint(&self) -> String {
+        match self.kind {
+            ImportEffectKind::Thread => format!(
+                "hint: {} starts a thread when it is imported, and the workers are forked after that import (preforking, uWSGI's default): only the master runs that thread, no worker has it; pass --lazy-apps so that each worker imports the app and starts its own, or start the thread after the fork (uwsgidecorators' @postfork)",
+                self.module
+            ),
+            ImportEffectKind::Connection => format!(
+                "hint: {} opens a connection when it is imported, before the workers are forked: every worker inherits the same socket and their queries interleave on it (mixed-up or corrupt replies); pass --lazy-apps so that each worker opens its own, or open it after the fork (uwsgidecorators' @postfork, or on first use)",
+                self.module
+            ),
+        }
+    }
+}
+
+/// `pids 1002, 1003 and 1004`.
+pub(crate) fn pid_list_words(pids: &[u32]) -> String {
+    let words: Vec<String> = pids.iter().map(u32::to_string).collect();
+    match words.split_last() {
+        None => "no pid".into(),
+        Some((last, [])) => format!("pid {last}"),
+        Some((last, rest)) => format!("pids {} and {last}", rest.join(", ")),
+    }
+}
+
+/// A connection a module opened while being imported, and the processes that hold it: the
+/// importer, and every child forked from it afterwards (a fork copies the descriptor, so all
+/// of them talk on one socket). Shared by the importer's interpreter and all its copies.
+#[derive(Debug)]
+pub struct ImportedConnection {
+    /// The process that opened it.
+    pub opener: Option<u32>,
+    pub module: String,
+    holders: Mutex<Holders>,
+}
+
+#[derive(Debug, Default)]
+struct Holders {
+    /// Children forked after the import, in fork order (dead ones included).
+    forked: Vec<u32>,
+    /// Processes inside a call to the app: the model counts a whole call as one query.
+    querying: BTreeSet<u32>,
+}
+
+impl ImportedConnection {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Holders> {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `child` inherited it; the children that hold it now, `child` included.
+    fn forked(&self, child: u32, alive: impl Fn(u32) -> bool) -> Vec<u32> {
+        let mut holders = self.lock();
+        holders.forked.push(child);
+        holders
+            .forked
+            .iter()
+            .copied()
+            .filter(|&p| p == child || alive(p))
+            .collect()
+    }
+
+    /// Whether `pid` holds it because it was forked from the opener.
+    pub fn inherited_by(&self, pid: u32) -> bool {
+        self.lock().forked.contains(&pid)
+    }
+
+    /// The processes that hold it, but `pid`, that are still alive.
+    pub fn other_holders(&self, pid: u32, alive: impl Fn(u32) -> bool) -> Vec<u32> {
+        self.lock()
+            .forked
+            .iter()
+            .copied()
+            .filter(|&p| p != pid && alive(p))
+            .collect()
+    }
+
+    /// `pid` starts a query; the other processes querying at this moment.
+    pub(crate) fn start_query(&self, pid: u32, alive: impl Fn(u32) -> bool) -> Vec<u32> {
+        let mut holders = self.lock();
+        holders.querying.insert(pid);
+        holders
+            .querying
+            .iter()
+            .copied()
+            .filter(|&p| p != pid && alive(p))
+            .collect()
+    }
+
+    pub(crate) fn end_query(&self, pid: u32) {
+        self.lock().querying.remove(&pid);
+    }
 }
 
 /// The interpreter of one simulated process. Cloning it is what a fork does: the child gets
@@ -299,6 +420,12 @@ pub struct SimPython<E: AppExecutor> {
     host: String,
     state: Option<ImportState>,
     effects: Vec<ImportEffect>,
+    /// The process `start` ran in: an import in another one happens after a fork
+    /// (`--lazy-apps`).
+    started_in: Option<u32>,
+    connection: Option<Arc<ImportedConnection>>,
+    /// Whether a fork already gave the hints about the import's effects (once per run).
+    hinted: Arc<AtomicBool>,
 }
 
 impl<E: AppExecutor> SimPython<E> {
@@ -318,6 +445,9 @@ impl<E: AppExecutor> SimPython<E> {
             host: "server".into(),
             state: None,
             effects: Vec::new(),
+            started_in: None,
+            connection: None,
+            hinted: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -346,6 +476,11 @@ impl<E: AppExecutor> SimPython<E> {
     /// Threads and connections started by imports, in the order they happened.
     pub fn import_effects(&self) -> &[ImportEffect] {
         &self.effects
+    }
+
+    /// The connection the app's module opened at import, if it did, and who holds it.
+    pub fn imported_connection(&self) -> Option<&Arc<ImportedConnection>> {
+        self.connection.as_ref()
     }
 
     /// `sys.modules`, by name (empty before `start`).
@@ -537,8 +672,9 @@ impl<E: AppExecutor> SimPython<E> {
             });
         self.state = Some(state);
         match outcome {
-            Ok((app, executed)) => {
+            Ok((mut app, executed)) => {
                 self.report_import(&app, &executed);
+                app.connection = self.connection.clone();
                 Ok(app)
             }
             Err(failure) => {
@@ -635,14 +771,35 @@ impl<E: AppExecutor> SimPython<E> {
                 "opens a database connection at import",
             ),
         ];
+        let pid = self.process.pid();
+        // With --lazy-apps the import runs in a worker, after the fork: what it starts is the
+        // worker's own.
+        let after_fork = pid.is_some() && self.started_in.is_some() && pid != self.started_in;
         for (flag, kind, event, what) in effects {
-            if flag {
-                self.record(event, format!("{module} {what}"));
-                self.effects.push(ImportEffect {
-                    pid: self.process.pid(),
+            if !flag {
+                continue;
+            }
+            let text = match (after_fork, kind, pid) {
+                (true, ImportEffectKind::Thread, Some(pid)) => format!(
+                    "{module} {what} in pid {pid}, after the fork (--lazy-apps): this worker has its own thread"
+                ),
+                (true, ImportEffectKind::Connection, Some(pid)) => format!(
+                    "{module} {what} in pid {pid}, after the fork (--lazy-apps): the connection is this worker's own, no other process talks on it"
+                ),
+                _ => format!("{module} {what}"),
+            };
+            self.record(event, text);
+            self.effects.push(ImportEffect {
+                pid,
+                module: module.clone(),
+                kind,
+            });
+            if kind == ImportEffectKind::Connection {
+                self.connection = Some(Arc::new(ImportedConnection {
+                    opener: pid,
                     module: module.clone(),
-                    kind,
-                });
+                    holders: Mutex::new(Holders::default()),
+                }));
             }
         }
     }
@@ -671,6 +828,7 @@ impl<E: AppExecutor> SimPython<E> {
             process: self.process.clone(),
             trace: self.trace.clone(),
             host: self.host.clone(),
+            connection: None,
         }
     }
 }
@@ -787,6 +945,7 @@ impl<E: AppExecutor> Python for SimPython<E> {
                 },
             );
         }
+        self.started_in = self.process.pid();
         self.state = Some(ImportState {
             sys_path: sys_path.clone(),
             modules,
@@ -829,11 +988,42 @@ pub fn python_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// Nothing to do around a simulated fork: the child's interpreter is a clone. What a fork
-/// does to threads and connections started at import is reported from
-/// [`SimPython::import_effects`] by the process layer.
+/// A simulated fork copies the interpreter (the child's is a clone); what it does to the
+/// threads and connections the app started at import is told here, in the child, as the child
+/// (the process layer runs `after_fork_child` as the new process).
 impl<E: AppExecutor> ForkHooks for SimPython<E> {
     fn before_fork(&self) {}
     fn after_fork_parent(&self) {}
-    fn after_fork_child(&self) {}
+
+    fn after_fork_child(&self) {
+        let Some(child) = self.process.pid() else {
+            return;
+        };
+        let inherited: Vec<&ImportEffect> = self
+            .effects
+            .iter()
+            .filter(|e| e.pid != Some(child))
+            .collect();
+        if inherited.is_empty() {
+            return;
+        }
+        let first = !self.hinted.swap(true, Ordering::SeqCst);
+        for effect in inherited {
+            let (kind, workers) = match effect.kind {
+                ImportEffectKind::Thread => ("fork_thread_missing", Vec::new()),
+                ImportEffectKind::Connection => {
+                    let workers = self
+                        .connection
+                        .as_ref()
+                        .map(|c| c.forked(child, |p| self.process.is_alive(p)))
+                        .unwrap_or_else(|| vec![child]);
+                    ("fork_connection_shared", workers)
+                }
+            };
+            self.record(kind, effect.in_forked_child(child, &workers));
+            if first {
+                self.record("hint", effect.hint());
+            }
+        }
+    }
 }

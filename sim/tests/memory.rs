@@ -1,0 +1,187 @@
+//! A leaking route grows the worker's simulated resident memory; the real worker reads it
+//! through the process seam after each request, and `--reload-on-rss` recycles the worker
+//! with uWSGI's lines once it is over the limit. The new worker is forked from the master, so
+//! it starts again from the master's memory.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use sim::files::FileTree;
+use sim::net::{SimNet, Sysctls};
+use sim::procs::Machine;
+use sim::python::{Route, RouteBehaviour};
+use sim::trace::{Category, Event, Trace};
+use sim::world::{run_server, ServerSetup};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MB: u64 = 1 << 20;
+
+fn leaking(args: &[&str], leak: u64) -> ServerSetup {
+    let mut files = FileTree::new();
+    files.add_file(
+        "/srv/app/app.py",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n",
+    );
+    let mut setup = ServerSetup {
+        files,
+        cwd: "/srv/app".into(),
+        args: [
+            "--http-socket",
+            ":8000",
+            "--wsgi-file",
+            "app.py",
+            "--master",
+        ]
+        .iter()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect(),
+        ..ServerSetup::default()
+    };
+    setup.app.routes.push(Route {
+        path: "/grow".into(),
+        method: None,
+        behaviour: RouteBehaviour {
+            leak_bytes: leak,
+            ..Default::default()
+        },
+    });
+    setup
+}
+
+/// The server, and one client sending `paths` in order, each on a new connection 10 ms
+/// apart. The trace, the responses' status lines, and the server machine.
+fn run(setup: ServerSetup, paths: &[&'static str]) -> (Vec<Event>, Vec<String>, Machine) {
+    let trace = Trace::default();
+    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
+    let client_net = net.with_host("client", Sysctls::default());
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
+        .simulation_duration(Duration::from_secs(60))
+        .build();
+    let machine = Arc::new(Mutex::new(None));
+    let (server_trace, found) = (trace.clone(), machine.clone());
+    sim.host("server", move || {
+        let (setup, net, trace, found) = (
+            setup.clone(),
+            net.clone(),
+            server_trace.clone(),
+            found.clone(),
+        );
+        async move {
+            run_server(setup, net, trace, |m| {
+                *found.lock().unwrap() = Some(m.clone());
+            })
+            .await;
+            Ok(())
+        }
+    });
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let out = statuses.clone();
+    let paths = paths.to_vec();
+    sim.client("client", async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let server = SocketAddr::new(turmoil::lookup("server"), 8000);
+        for path in paths {
+            let mut stream = client_net.connect(server).await?;
+            stream
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes())
+                .await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            let text = String::from_utf8_lossy(&response).into_owned();
+            out.lock()
+                .unwrap()
+                .push(text.lines().next().unwrap_or_default().to_string());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    });
+    sim.run().unwrap();
+    let statuses = statuses.lock().unwrap().clone();
+    let machine = machine.lock().unwrap().clone().expect("the server machine");
+    (trace.events(), statuses, machine)
+}
+
+fn log(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e.category == Category::Log)
+        .map(|e| e.text.as_str())
+        .collect()
+}
+
+fn worker_pids(events: &[Event]) -> Vec<u32> {
+    log(events)
+        .iter()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("spawned uWSGI worker 1 (pid: ")
+                .or_else(|| line.strip_prefix("Respawned uWSGI worker 1 (new pid: "))?;
+            rest.split([',', ')']).next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_leak_past_reload_on_rss_recycles_the_worker() {
+    // The master starts at 10 MB and the worker is forked with the same; 1 MB per request
+    // passes 12 MB at the third.
+    let (events, statuses, machine) = run(
+        leaking(&["--processes", "1", "--reload-on-rss", "12"], MB),
+        &["/grow", "/grow", "/grow", "/grow", "/"],
+    );
+    assert_eq!(statuses, vec!["HTTP/1.1 200 OK"; 5]);
+    let lines = log(&events);
+    let text = lines.join("\n");
+    let retire = lines
+        .iter()
+        .position(|l| {
+            l.starts_with(
+                "wsgilab: worker 1 retires: resident memory 13 MB is over --reload-on-rss 12 MB",
+            )
+        })
+        .unwrap_or_else(|| panic!("no retirement in:\n{text}"));
+    let pids = worker_pids(&events);
+    assert_eq!(pids.len(), 2, "{text}");
+    assert_eq!(
+        lines[retire + 1],
+        format!("...The work of process {} is done. Seeya!", pids[0])
+    );
+    assert!(
+        lines[retire..]
+            .iter()
+            .any(|l| *l == format!("Respawned uWSGI worker 1 (new pid: {})", pids[1])),
+        "{text}"
+    );
+    // The third request was the last of the old worker; the new one served the other two.
+    let served_by = |pid: u32| {
+        events
+            .iter()
+            .filter(|e| e.kind == "app_start" && e.pid == Some(pid))
+            .count()
+    };
+    assert_eq!((served_by(pids[0]), served_by(pids[1])), (3, 2));
+    assert!(
+        !text.contains("DAMN !"),
+        "a retirement is not a death:\n{text}"
+    );
+    // The old worker is gone; the new one was forked from the master's 10 MB and leaked once.
+    assert!(!machine.is_alive(pids[0]));
+    assert_eq!(machine.rss(pids[1]), Some(11 * MB));
+    assert_eq!(machine.rss(pids[0]), Some(13 * MB));
+}
+
+#[test]
+fn under_the_limit_the_worker_stays() {
+    let (events, statuses, machine) = run(
+        leaking(&["--processes", "1", "--reload-on-rss", "64"], MB),
+        &["/grow"; 5],
+    );
+    assert_eq!(statuses.len(), 5);
+    let pids = worker_pids(&events);
+    assert_eq!(pids.len(), 1);
+    assert_eq!(machine.rss(pids[0]), Some(15 * MB));
+    assert!(!log(&events).iter().any(|l| l.contains("retires")));
+}
