@@ -14,4 +14,38 @@ fn main() {
         config.version()
     );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    bundle_scenarios();
+}
+
+/// Embeds `scenarios/*.toml` in the binary, in file-name order, so that `wsgilab replay` works
+/// from anywhere.
+fn bundle_scenarios() {
+    let dir =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+            .join("scenarios");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut code = String::from("pub const BUNDLED: &[(&str, &str)] = &[\n");
+    for name in names {
+        let path = dir.join(&name);
+        println!("cargo:rerun-if-changed={}", path.display());
+        code.push_str(&format!(
+            "    ({:?}, include_str!({:?})),\n",
+            name.trim_end_matches(".toml"),
+            path.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    let out =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("scenarios.rs");
+    std::fs::write(out, code).expect("writing the list of bundled scenarios");
 }

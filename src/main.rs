@@ -1,5 +1,7 @@
-//! The `wsgilab` command: `serve` runs the real server with uWSGI's flags; the lab's commands
-//! (`replay`, `explore`) join it as the simulation is built.
+//! The `wsgilab` command: `serve` runs the real server with uWSGI's flags; `replay` runs the
+//! lab's scenarios in the simulated world and explains them.
+
+mod replay;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -19,6 +21,8 @@ usage:
   wsgilab serve [uWSGI options]   serve a WSGI app, e.g.
                                   wsgilab serve --http-socket :8000 --module mysite.wsgi
                                   (wsgilab serve --help lists the options)
+  wsgilab replay [SCENARIO...]    replay scenarios in the simulated world and explain them
+                                  (no SCENARIO: every bundled one; wsgilab replay --help)
   wsgilab help                    this text
 ";
 
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let command = args.remove(0);
     match command.to_str() {
         Some("serve") => serve(&args),
+        Some("replay") => replay::replay(&args),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

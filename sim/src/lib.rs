@@ -9,5 +9,6 @@ pub mod files;
 pub mod net;
 pub mod procs;
 pub mod python;
+pub mod scenario;
 pub mod trace;
 pub mod world;

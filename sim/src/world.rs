@@ -50,7 +50,9 @@ pub async fn run_server(
     );
     on_machine(&machine);
     let pid = machine.start_process("wsgilab serve", &setup.cwd, setup.env.clone());
-    as_process(pid, async move {
+    let process_machine = machine.clone();
+    let main = as_process(pid, async move {
+        let machine = process_machine;
         let procs = machine.procs(pid);
         let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
         let files = setup.files.clone();
@@ -98,8 +100,15 @@ pub async fn run_server(
             server::serve::serve(&prepared, &net, &procs, &python).await
         };
         exit(&machine, pid, status)
-    })
-    .await
+    });
+    // The process's main task, so that a signal that kills the process stops it too.
+    let task = tokio::task::spawn_local(main);
+    machine.adopt_task(pid, task.abort_handle());
+    match task.await {
+        Ok(status) => status,
+        // Killed: the shell's `$?` for a death by signal.
+        Err(_) => 128 + machine.death_signal(pid).unwrap_or(9),
+    }
 }
 
 fn exit(machine: &Machine, pid: u32, status: i32) -> i32 {

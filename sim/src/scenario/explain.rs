@@ -1,0 +1,404 @@
+//! The explanation of a replay, derived from its trace alone: how the requests ended, the first
+//! cause of each kind of failure, and where the time went (the bottleneck). Also the check of
+//! the scenario's expectations.
+
+use std::collections::BTreeMap;
+
+use super::render::{ms, outcome_summary, request_phases, Phases};
+use super::run::{outcome_counts, server_log, RequestRecord, RunOutput};
+use super::{ExitExpectation, Expect, Scenario, SERVER_HOST};
+use crate::trace::{Category, Event};
+
+/// Paragraphs, most important first.
+pub fn explain(scenario: &Scenario, run: &RunOutput) -> Vec<String> {
+    let mut out = Vec::new();
+    let log = server_log(&run.events);
+    out.push(startup(run, &log));
+    if !run.requests.is_empty() {
+        out.push(format!(
+            "{} request{}: {}.",
+            run.requests.len(),
+            if run.requests.len() == 1 { "" } else { "s" },
+            outcome_summary(&run.requests)
+        ));
+    }
+    let phases = request_phases(run);
+    out.extend(failures(run, &phases, &log));
+    out.extend(network(run));
+    if let Some(b) = bottleneck(scenario, run, &phases) {
+        out.push(b);
+    }
+    out.extend(process_events(run));
+    for line in log.iter().filter(|l| l.starts_with("hint: ")) {
+        out.push(format!("wsgilab's {line}"));
+    }
+    out.dedup();
+    out
+}
+
+fn startup(run: &RunOutput, log: &[&str]) -> String {
+    let mode = log
+        .iter()
+        .find_map(|l| l.strip_prefix("*** Operational MODE: "))
+        .map(|m| m.trim_end_matches(" ***").to_string());
+    let bound = log
+        .iter()
+        .find(|l| l.contains(" bound to TCP address "))
+        .map(|l| l.to_string());
+    let mut text = match (&mode, &bound) {
+        (Some(mode), Some(bound)) => format!("The server started in {mode} mode ({bound})."),
+        (None, Some(bound)) => format!("The server started ({bound})."),
+        _ => "The server never got as far as listening.".to_string(),
+    };
+    let app = log.iter().find(|l| l.starts_with("WSGI app 0"));
+    let no_app = log.iter().any(|l| l.contains("no app loaded"));
+    if app.is_some() {
+        text.push_str(" The app was imported.");
+    } else if no_app {
+        let cause = log
+            .iter()
+            .find(|l| l.contains("Error: ") && !l.starts_with(' '))
+            .map_or(String::new(), |l| format!(": {l}"));
+        text.push_str(&format!(" The app could not be imported{cause}."));
+    }
+    match run.exit_status {
+        Some(status) => {
+            let last = log
+                .iter()
+                .rev()
+                .find(|l| !l.starts_with("hint: ") && !l.is_empty())
+                .map_or(String::new(), |l| format!(" Its last words: \"{l}\""));
+            text.push_str(&format!(" It exited with status {status}.{last}"));
+        }
+        None => text.push_str(" It was still running at the end of the run."),
+    }
+    text
+}
+
+/// The first cause of each kind of failed request.
+fn failures(run: &RunOutput, phases: &[Phases], log: &[&str]) -> Vec<String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (r, p) in run.requests.iter().zip(phases) {
+        let ok = r.outcome.len() == 3 && r.outcome.starts_with(['2', '3']);
+        if ok || seen.contains_key(&r.outcome) {
+            continue;
+        }
+        let cause = cause_of(run, r, p, log);
+        seen.insert(
+            r.outcome.clone(),
+            format!("{} ({}) first: {cause}", r.client, r.outcome),
+        );
+    }
+    seen.into_values().collect()
+}
+
+fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> String {
+    let after = |e: &Event| e.at_us >= r.start_us && r.done_us.is_none_or(|d| e.at_us <= d);
+    // What happened to the worker serving it.
+    if let Some(pid) = p.worker_pid {
+        if let Some(h) = log_after(run, r.start_us, |l| l.contains("HARAKIRI ON WORKER")) {
+            if h.contains(&format!("pid: {pid},")) {
+                return format!(
+                    "its worker (pid {pid}) was still in the app when --harakiri ran out, and the master killed it: \"{h}\"; a harakiri'd request gets no response"
+                );
+            }
+        }
+        if let Some(kill) = run.events.iter().find(|e| {
+            after(e) && e.category == Category::Proc && e.kind == "killed" && e.pid == Some(pid)
+        }) {
+            return format!(
+                "{} while it served this request; the kernel closed the connection, so the client read EOF with nothing",
+                kill.text
+            );
+        }
+        if p.app_end_kind.as_deref() == Some("raise") {
+            return "the app raised an exception (traceback in the log); wsgilab answers 500 with a body where uWSGI would close the connection without a response".into();
+        }
+    }
+    if r.outcome == "500"
+        && log
+            .iter()
+            .any(|l| l.contains("no python application found"))
+    {
+        return "no app was loaded at start-up, so the worker answers every request with 500 (see the import error in the log)".into();
+    }
+    if r.outcome == "431" || r.outcome == "414" {
+        return format!(
+            "the request head was bigger than --buffer-size; wsgilab answers {} where uWSGI resets the connection (\"invalid HTTP request size\")",
+            r.outcome
+        );
+    }
+    if r.outcome == "408" {
+        return "the client was too slow to send its request: dropped after --socket-timeout/--http-timeout, its worker freed".into();
+    }
+    match r.outcome.as_str() {
+        "refused" => {
+            let listen = run
+                .events
+                .iter()
+                .rfind(|e| e.kind == "listen" && e.at_us <= r.start_us);
+            if let Some(l) =
+                listen.filter(|l| l.text.contains("127.0.0.1") && r.host != SERVER_HOST)
+            {
+                return format!(
+                    "the server listens on 127.0.0.1 only ({}), which another host cannot reach: its SYN got a RST. Bind to :8000 or 0.0.0.0:8000",
+                    l.text
+                );
+            }
+            match run.exit_status {
+                Some(status) => format!("nothing listened on the server's port: the server had exited (status {status}), so its SYN got a RST"),
+                None => "nothing listened on that port: its SYN got a RST".into(),
+            }
+        }
+        "timeout" => format!(
+            "connect() gave up after {} SYN retransmissions went unanswered",
+            p.syn_retries
+        ),
+        "client_closed" => r.detail.clone(),
+        "gave_up" => format!("{}; the server was still busy with it", r.detail),
+        "unfinished" => "it had no answer when the run ended".into(),
+        _ => r.detail.clone(),
+    }
+}
+
+fn log_after(run: &RunOutput, from_us: u64, pred: impl Fn(&str) -> bool) -> Option<&str> {
+    run.events
+        .iter()
+        .filter(|e| e.category == Category::Log && e.host == SERVER_HOST && e.at_us >= from_us)
+        .map(|e| e.text.as_str())
+        .find(|l| pred(l))
+}
+
+/// What the kernel did: full queues, dropped SYNs and ACKs.
+fn network(run: &RunOutput) -> Vec<String> {
+    let count = |kind: &str| run.events.iter().filter(|e| e.kind == kind).count();
+    let mut out = Vec::new();
+    let (dropped, retried) = (count("syn_dropped"), count("syn_retry"));
+    if dropped > 0 {
+        let first = run
+            .events
+            .iter()
+            .find(|e| e.kind == "syn_dropped")
+            .map(|e| e.at_us)
+            .unwrap_or(0);
+        out.push(format!(
+            "The accept queue was full: {dropped} SYN{} dropped (the first at {}), and the clients retransmitted {retried} time{} — 1 s apart at first, then backing off. A connection whose SYN is dropped waits in the client's kernel, invisible to the server and its log.",
+            if dropped == 1 { " was" } else { "s were" },
+            ms(first),
+            if retried == 1 { "" } else { "s" }
+        ));
+    }
+    let acks = count("ack_dropped");
+    if acks > 0 {
+        out.push(format!(
+            "{acks} handshake{} completed on the client's side only: the SYN found room, connect() returned and the client sent its request, but the queue had filled by the time its ACK arrived, so the server dropped it and kept the connection half-open until a retransmission found room.",
+            if acks == 1 { "" } else { "s" }
+        ));
+    }
+    if run.events.iter().any(|e| e.kind == "listen") {
+        let full = server_log(&run.events)
+            .into_iter()
+            .find(|l| l.contains("listen queue of socket"));
+        if let Some(line) = full {
+            out.push(format!(
+                "The master saw the queue full when it sampled it: \"{line}\"."
+            ));
+        }
+    }
+    out
+}
+
+/// Where the answered requests' time went.
+fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option<String> {
+    let answered: Vec<(&RequestRecord, &Phases)> = run
+        .requests
+        .iter()
+        .zip(phases)
+        .filter(|(r, p)| r.outcome.len() == 3 && p.total.is_some())
+        .collect();
+    if answered.is_empty() {
+        return None;
+    }
+    let sum =
+        |f: &dyn Fn(&Phases) -> Option<u64>| answered.iter().filter_map(|(_, p)| f(p)).sum::<u64>();
+    let total = sum(&|p| p.total).max(1);
+    let mean = total / answered.len() as u64;
+    let retried = answered
+        .iter()
+        .any(|(_, p)| p.syn_retries > 0 || p.acks_dropped > 0);
+    let queued = sum(&|p| p.queue);
+    // Below this, every phase is a few network round trips: nothing waited for anything.
+    if mean < 20_000 && !retried && queued < 1_000 {
+        return Some(format!(
+            "Nothing waited: a request took {} on average, mostly network round trips (the link between the hosts has {} of latency each way, and a connection costs one round trip before the request can be sent).",
+            ms(mean),
+            ms(link_latency_us(scenario))
+        ));
+    }
+    let parts = [
+        (
+            if retried {
+                "connecting (SYN retransmissions)"
+            } else {
+                "connecting (the TCP handshake)"
+            },
+            sum(&|p| p.connect),
+        ),
+        ("waiting in the accept queue", sum(&|p| p.queue)),
+        ("sending and reading the request", sum(&|p| p.read_parse)),
+        ("in the app", sum(&|p| p.app)),
+        ("writing the response", sum(&|p| p.write)),
+    ];
+    let (name, biggest) = parts.iter().max_by_key(|(_, v)| *v).copied()?;
+    let share = biggest * 100 / total;
+    let mut text = format!(
+        "Where the time went: {share}% of the answered requests' time was spent {name} (mean total {}).",
+        ms(mean)
+    );
+    let workers = board_size(run);
+    let cores = scenario.machine.cores;
+    if name.starts_with("waiting in the accept queue") || name.starts_with("connecting") {
+        text.push_str(&format!(
+            " The workers were the bottleneck: {} could serve only {} request{} at a time, so the others waited in the kernel until a worker called accept().",
+            match workers { Some(1) => "the one worker".to_string(), Some(n) => format!("the {n} workers"), None => "the server".to_string() },
+            workers.unwrap_or(1),
+            if workers == Some(1) { "" } else { "s" }
+        ));
+    } else if name == "in the app" {
+        let cpu_ms: u64 = run
+            .events
+            .iter()
+            .filter(|e| e.kind == "cpu")
+            .filter_map(|e| declared_ms(&e.text))
+            .sum();
+        let sleep_ms: u64 = run
+            .events
+            .iter()
+            .filter(|e| e.kind == "sleep")
+            .filter_map(|e| declared_ms(&e.text))
+            .sum();
+        let app_ms = sum(&|p| p.app) / 1000;
+        if cpu_ms > 0 && cpu_ms >= sleep_ms {
+            if app_ms > cpu_ms + cpu_ms / 10 {
+                text.push_str(&format!(
+                    " The app is CPU-bound: its {cpu_ms} ms of CPU took {app_ms} ms of wall time because more processes were running than the machine's {cores} core{} (each runs at cores/runnable speed). More processes than cores cannot serve CPU-bound requests faster.",
+                    if cores == 1 { "" } else { "s" }
+                ));
+            } else {
+                text.push_str(" The app is CPU-bound and every request had a core to itself.");
+            }
+        } else if sleep_ms > 0 {
+            text.push_str(" The app mostly waits (I/O: a database, an API) without using the CPU: more workers (or threads) let more requests wait at the same time.");
+        }
+    } else if name == "sending and reading the request" {
+        text.push_str(" The clients were slow to send their requests, and a worker that is reading a request can do nothing else: slow clients hold workers.");
+    }
+    Some(text)
+}
+
+/// The one-way latency between hosts, as the simulation applies it (whole milliseconds).
+fn link_latency_us(scenario: &Scenario) -> u64 {
+    let latency = scenario
+        .machine
+        .sysctls
+        .apply(crate::net::Sysctls::default())
+        .link_latency;
+    (latency.as_micros() as u64).div_ceil(1000) * 1000
+}
+
+/// `computes for 120 ms of CPU` → 120.
+fn declared_ms(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "ms")
+        .and_then(|w| w[0].parse().ok())
+}
+
+/// The number of workers in the master's list, if there is a master.
+fn board_size(run: &RunOutput) -> Option<usize> {
+    run.events
+        .iter()
+        .find(|e| e.category == Category::Board)
+        .map(|e| e.text.split(',').count())
+}
+
+/// Deaths, respawns and signals, in order.
+fn process_events(run: &RunOutput) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &run.events {
+        if e.category != Category::Proc {
+            continue;
+        }
+        match e.kind.as_str() {
+            "kill" => out.push(format!(
+                "At {} the operator typed {}.",
+                ms(e.at_us),
+                e.text.trim_end_matches(", typed by the operator")
+            )),
+            "killed" => out.push(format!("At {} {}.", ms(e.at_us), e.text)),
+            _ => {}
+        }
+    }
+    let respawns = server_log(&run.events)
+        .iter()
+        .filter(|l| l.starts_with("Respawned uWSGI worker"))
+        .count();
+    if respawns > 0 {
+        out.push(format!(
+            "The master respawned {respawns} worker{} (\"Respawned uWSGI worker ...\" in the log).",
+            if respawns == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// Every way the run differs from `expect`, in words; empty when it matches.
+pub fn check(expect: &Expect, run: &RunOutput) -> Vec<String> {
+    let mut failures = Vec::new();
+    let counts = outcome_counts(&run.requests);
+    for (outcome, want) in &expect.outcomes {
+        let got = counts.get(outcome).copied().unwrap_or(0);
+        if got != *want {
+            failures.push(format!(
+                "expected {want} request(s) with outcome {outcome}, got {got} (all outcomes: {})",
+                outcome_summary(&run.requests)
+            ));
+        }
+    }
+    let log = server_log(&run.events);
+    for wanted in &expect.log_contains {
+        if !log.iter().any(|l| l.contains(wanted.as_str())) {
+            failures.push(format!(
+                "expected a log line containing {wanted:?}; none did"
+            ));
+        }
+    }
+    for unwanted in &expect.log_lacks {
+        if let Some(line) = log.iter().find(|l| l.contains(unwanted.as_str())) {
+            failures.push(format!(
+                "expected no log line containing {unwanted:?}; got {line:?}"
+            ));
+        }
+    }
+    match (&expect.exit_status, run.exit_status) {
+        (Some(ExitExpectation::Code(want)), got) if got != Some(*want) => failures.push(format!(
+            "expected the server to exit with status {want}; {}",
+            got.map_or("it was still running".to_string(), |g| format!(
+                "it exited with {g}"
+            ))
+        )),
+        (Some(ExitExpectation::Word(_)), Some(got)) => failures.push(format!(
+            "expected the server to be running at the end; it exited with status {got}"
+        )),
+        _ => {}
+    }
+    for kind in &expect.events {
+        if !run.events.iter().any(|e| &e.kind == kind) {
+            failures.push(format!(
+                "expected a {kind:?} event in the trace; there was none"
+            ));
+        }
+    }
+    failures
+}

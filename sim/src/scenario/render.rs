@@ -1,0 +1,393 @@
+//! Turning a replay into what a person reads: the narrated timeline with the master's worker
+//! list beside each event, the table of requests split into phases, the server's log as uWSGI
+//! would print it, and the explanation. Each request's phases come from joining what its
+//! client saw with the trace's events about its connection ([`request_phases`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::explain::explain;
+use super::run::{server_log, RequestRecord, RunOutput};
+use super::{Scenario, SERVER_HOST};
+use crate::trace::{Category, Event};
+
+/// `1024.000 ms` style, for microseconds.
+pub fn ms(us: u64) -> String {
+    format!("{}.{:03} ms", us / 1000, us % 1000)
+}
+
+/// A request's life, phase by phase (microseconds); `None` where the phase did not happen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// From `connect()` to its return: SYN retransmissions included.
+    pub connect: Option<u64>,
+    pub syn_retries: u32,
+    /// ACKs (or request retransmissions) the server dropped because its queue was full.
+    pub acks_dropped: u32,
+    /// From the connection's establishment on the server to `accept()`.
+    pub queue: Option<u64>,
+    /// From `accept()` (or the request's start on a kept-alive connection) to the app's call:
+    /// waiting for the request's bytes, reading and parsing them.
+    pub read_parse: Option<u64>,
+    pub app: Option<u64>,
+    /// From the app's return to the client's last byte.
+    pub write: Option<u64>,
+    pub total: Option<u64>,
+    /// The worker process that served it.
+    pub worker_pid: Option<u32>,
+    /// How the app ended (`app_end`, `raise`, `crash`, `hang`), if it was called.
+    pub app_end_kind: Option<String>,
+}
+
+/// Every request's phases, in the order of `run.requests`.
+pub fn request_phases(run: &RunOutput) -> Vec<Phases> {
+    let mut by_conn: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for event in &run.events {
+        if let Some(conn) = &event.conn {
+            by_conn.entry(conn.as_str()).or_default().push(event);
+        }
+    }
+    run.requests
+        .iter()
+        .map(|r| phases_of(r, r.conn.as_deref().and_then(|c| by_conn.get(c))))
+        .collect()
+}
+
+fn phases_of(r: &RequestRecord, events: Option<&Vec<&Event>>) -> Phases {
+    let none = Vec::new();
+    let events = events.unwrap_or(&none);
+    let first = |kind: &str, category: Category| {
+        events
+            .iter()
+            .find(|e| e.kind == kind && e.category == category)
+            .map(|e| e.at_us)
+    };
+    let mut p = Phases {
+        connect: r.connected_us.map(|c| c - r.start_us),
+        syn_retries: events.iter().filter(|e| e.kind == "syn_retry").count() as u32,
+        acks_dropped: events.iter().filter(|e| e.kind == "ack_dropped").count() as u32,
+        total: r.done_us.map(|d| d - r.start_us),
+        ..Phases::default()
+    };
+    let accepted = first("accepted", Category::Net);
+    if r.seq == 1 {
+        let established = first("established", Category::Net).or(r.connected_us);
+        if let (Some(est), Some(acc)) = (established, accepted) {
+            p.queue = Some(acc.saturating_sub(est));
+        }
+    }
+    let app_starts: Vec<&&Event> = events
+        .iter()
+        .filter(|e| e.category == Category::App && e.kind == "app_start")
+        .collect();
+    if let Some(start) = app_starts.get(r.seq as usize - 1) {
+        let from = if r.seq == 1 {
+            accepted
+        } else {
+            Some(r.start_us)
+        };
+        p.read_parse = from.map(|f| start.at_us.saturating_sub(f));
+        p.worker_pid = start.pid;
+        let end = events.iter().find(|e| {
+            e.category == Category::App
+                && e.at_us >= start.at_us
+                && e.pid == start.pid
+                && matches!(e.kind.as_str(), "app_end" | "raise" | "crash" | "hang")
+                && !std::ptr::eq(**e, **start)
+        });
+        if let Some(end) = end {
+            p.app_end_kind = Some(end.kind.clone());
+            if end.kind != "hang" {
+                p.app = Some(end.at_us - start.at_us);
+                p.write = r.done_us.map(|d| d.saturating_sub(end.at_us));
+            }
+        }
+    }
+    p
+}
+
+/// The whole text of a replay: header, then each run (one per variant), then the comparison.
+pub fn render_text(name: &str, scenario: &Scenario, runs: &[RunOutput]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "=== {name}: {} ===", scenario.title);
+    out.push('\n');
+    for line in wrap(&scenario.teaches, 96) {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "machine: {} cores, working directory {}; seed {}",
+        scenario.machine.cores,
+        scenario.machine.cwd.display(),
+        runs.first().map_or(scenario.seed, |r| r.seed)
+    );
+    for run in runs {
+        out.push('\n');
+        render_run(&mut out, scenario, run);
+    }
+    if runs.len() > 1 {
+        out.push('\n');
+        render_comparison(&mut out, runs);
+    }
+    out
+}
+
+/// Timeline lines beyond this are summarised (the JSON trace has them all).
+const TIMELINE_LIMIT: usize = 400;
+
+fn render_run(out: &mut String, scenario: &Scenario, run: &RunOutput) {
+    if let Some(variant) = &run.variant {
+        let _ = writeln!(out, "##### variant: {variant}");
+        out.push('\n');
+    }
+    let _ = writeln!(out, "$ {}", run.command);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "--- timeline (virtual time; [worker list] as the master sees it) ---"
+    );
+    render_timeline(out, run);
+    out.push('\n');
+    let _ = writeln!(out, "--- requests (ms) ---");
+    render_requests(out, run);
+    out.push('\n');
+    let _ = writeln!(out, "--- server log ---");
+    let log = server_log(&run.events);
+    if log.is_empty() {
+        let _ = writeln!(out, "(nothing)");
+    }
+    for line in log {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+    let _ = writeln!(out, "--- what happened ---");
+    for paragraph in explain(scenario, run) {
+        let mut first = true;
+        for line in wrap(&paragraph, 94) {
+            let _ = writeln!(out, "{} {line}", if first { "*" } else { " " });
+            first = false;
+        }
+    }
+}
+
+fn render_timeline(out: &mut String, run: &RunOutput) {
+    let shown: Vec<&Event> = run
+        .events
+        .iter()
+        .filter(|e| e.category != Category::Log && e.category != Category::Board)
+        .collect();
+    let width = run
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Board)
+        .map(|e| e.text.len())
+        .max()
+        .unwrap_or(1);
+    let mut board = "-".to_string();
+    let mut boards = run
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Board && e.host == SERVER_HOST)
+        .peekable();
+    for (i, event) in shown.iter().enumerate() {
+        if i == TIMELINE_LIMIT {
+            let _ = writeln!(
+                out,
+                "... {} more events (`--format json` lists them all)",
+                shown.len() - TIMELINE_LIMIT
+            );
+            break;
+        }
+        // The worker list as it stands after everything up to this event's time.
+        while let Some(b) = boards.peek() {
+            if b.at_us > event.at_us {
+                break;
+            }
+            board = b.text.clone();
+            boards.next();
+        }
+        let who = match event.pid {
+            Some(pid) => format!("{} {pid}", event.host),
+            None => event.host.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>12}  {board:<width$}  {who:<12} {}",
+            ms(event.at_us),
+            event.text
+        );
+    }
+}
+
+fn render_requests(out: &mut String, run: &RunOutput) {
+    if run.requests.is_empty() {
+        let _ = writeln!(out, "(no requests)");
+        return;
+    }
+    let phases = request_phases(run);
+    let cell =
+        |v: Option<u64>| v.map_or("-".to_string(), |us| format!("{:.1}", us as f64 / 1000.0));
+    let label_width = run
+        .requests
+        .iter()
+        .map(|r| r.client.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let what_width = run
+        .requests
+        .iter()
+        .map(|r| r.method.len() + 1 + r.path.len())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 24);
+    let _ = writeln!(
+        out,
+        "{:<label_width$}  {:<what_width$}  {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  outcome",
+        "client", "request", "connect", "queue", "read", "app", "write", "total"
+    );
+    for (r, p) in run.requests.iter().zip(&phases) {
+        let mut what = format!("{} {}", r.method, r.path);
+        if what.len() > what_width {
+            what.truncate(what_width);
+        }
+        let mut connect = cell(p.connect);
+        if p.syn_retries > 0 {
+            connect = format!("{connect}*");
+        }
+        let _ =
+            writeln!(
+            out,
+            "{:<label_width$}  {what:<what_width$}  {connect:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+            if r.seq > 1 { format!("{} ({})", r.client, r.seq) } else { r.client.clone() },
+            cell(p.queue),
+            cell(p.read_parse),
+            cell(p.app),
+            cell(p.write),
+            cell(p.total),
+            r.detail
+        );
+    }
+    if phases.iter().any(|p| p.syn_retries > 0) {
+        let _ = writeln!(out, "(* connect() waited for SYN retransmissions)");
+    }
+    let _ = writeln!(out, "outcomes: {}", outcome_summary(&run.requests));
+}
+
+/// `3 × 200, 1 × refused`.
+pub fn outcome_summary(requests: &[RequestRecord]) -> String {
+    let counts = super::run::outcome_counts(requests);
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(outcome, n)| format!("{n} × {outcome}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Throughput and latency of each variant, side by side.
+fn render_comparison(out: &mut String, runs: &[RunOutput]) {
+    let _ = writeln!(out, "=== the variants compared ===");
+    let width = runs
+        .iter()
+        .map(|r| r.variant.as_deref().unwrap_or("").len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>9}  {:>11}  {:>11}  {:>11}  outcomes",
+        "variant", "requests", "mean (ms)", "max (ms)", "span (ms)"
+    );
+    for run in runs {
+        let stats = latency_stats(&run.requests);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>9}  {:>11}  {:>11}  {:>11}  {}",
+            run.variant.as_deref().unwrap_or(""),
+            run.requests.len(),
+            stats.map_or("-".into(), |s| format!("{:.1}", s.mean_us as f64 / 1000.0)),
+            stats.map_or("-".into(), |s| format!("{:.1}", s.max_us as f64 / 1000.0)),
+            stats.map_or("-".into(), |s| format!("{:.1}", s.span_us as f64 / 1000.0)),
+            outcome_summary(&run.requests)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(mean and max: each request's total time; span: first request's start to last response)"
+    );
+}
+
+/// Latency of the requests that got a response.
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyStats {
+    pub mean_us: u64,
+    pub max_us: u64,
+    /// From the first start to the last response.
+    pub span_us: u64,
+}
+
+pub fn latency_stats(requests: &[RequestRecord]) -> Option<LatencyStats> {
+    let answered: Vec<&RequestRecord> = requests
+        .iter()
+        .filter(|r| r.outcome.len() == 3 && r.done_us.is_some())
+        .collect();
+    if answered.is_empty() {
+        return None;
+    }
+    let totals: Vec<u64> = answered
+        .iter()
+        .map(|r| r.done_us.unwrap_or(0) - r.start_us)
+        .collect();
+    let start = answered.iter().map(|r| r.start_us).min().unwrap_or(0);
+    let end = answered.iter().filter_map(|r| r.done_us).max().unwrap_or(0);
+    Some(LatencyStats {
+        mean_us: totals.iter().sum::<u64>() / totals.len() as u64,
+        max_us: totals.iter().copied().max().unwrap_or(0),
+        span_us: end - start,
+    })
+}
+
+/// Greedy word wrap.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.split("\n\n") {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.len() + 1 + word.len() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+        lines.push(String::new());
+    }
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+/// The raw trace and the client records, as JSON.
+pub fn render_json(name: &str, scenario: &Scenario, runs: &[RunOutput]) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        scenario: &'a str,
+        title: &'a str,
+        runs: &'a [RunOutput],
+    }
+    serde_json::to_string_pretty(&Doc {
+        scenario: name,
+        title: &scenario.title,
+        runs,
+    })
+    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
