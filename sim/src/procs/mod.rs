@@ -66,6 +66,8 @@ pub struct Process {
     pub env: BTreeMap<String, String>,
     pub rss: u64,
     pub alive: bool,
+    /// The signal it died of, if it was killed.
+    pub killed_by: Option<i32>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -120,6 +122,7 @@ impl Machine {
                 env,
                 rss: 10 << 20,
                 alive: true,
+                killed_by: None,
                 tasks: Vec::new(),
             },
         );
@@ -157,10 +160,21 @@ impl Machine {
                 env,
                 rss,
                 alive: true,
+                killed_by: None,
                 tasks: Vec::new(),
             },
         );
         pid
+    }
+
+    /// Makes `task` one of process `pid`'s: it is aborted when the process dies.
+    pub fn adopt_task(&self, pid: u32, task: AbortHandle) {
+        self.add_task(pid, task);
+    }
+
+    /// The signal that killed `pid`, if one did.
+    pub fn death_signal(&self, pid: u32) -> Option<i32> {
+        self.lock().processes.get(&pid).and_then(|p| p.killed_by)
     }
 
     fn add_task(&self, pid: u32, task: AbortHandle) {
@@ -189,6 +203,9 @@ impl Machine {
     pub fn kill(&self, pid: u32, signal: Signal) -> bool {
         if !self.terminate(pid) {
             return false;
+        }
+        if let Some(p) = self.lock().processes.get_mut(&pid) {
+            p.killed_by = Some(signal.number());
         }
         self.trace.record(
             &self.host,
