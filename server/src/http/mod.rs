@@ -23,6 +23,8 @@ mod fuzz_tests;
 #[cfg(test)]
 mod parser_tests;
 #[cfg(test)]
+mod proptest_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use error::HttpError;
