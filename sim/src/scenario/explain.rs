@@ -29,10 +29,14 @@ pub fn explain(scenario: &Scenario, run: &RunOutput) -> Vec<String> {
         out.push(b);
     }
     out.extend(process_events(run));
+    // Every worker that retries the import repeats the hints; each is worth saying once.
+    let mut hints: Vec<&str> = Vec::new();
     for line in log.iter().filter(|l| l.starts_with("hint: ")) {
-        out.push(format!("wsgilab's {line}"));
+        if !hints.contains(line) {
+            hints.push(line);
+            out.push(format!("wsgilab's {line}"));
+        }
     }
-    out.dedup();
     out
 }
 
@@ -171,39 +175,43 @@ fn log_after(run: &RunOutput, from_us: u64, pred: impl Fn(&str) -> bool) -> Opti
 
 /// What the kernel did: full queues, dropped SYNs and ACKs.
 fn network(run: &RunOutput) -> Vec<String> {
-    let count = |kind: &str| run.events.iter().filter(|e| e.kind == kind).count();
+    fn of_kind<'a>(run: &'a RunOutput, kind: &'a str) -> impl Iterator<Item = &'a Event> {
+        run.events.iter().filter(move |e| e.kind == kind)
+    }
+    let connections = |kind: &str| {
+        let mut conns: Vec<&str> = of_kind(run, kind)
+            .filter_map(|e| e.conn.as_deref())
+            .collect();
+        conns.sort_unstable();
+        conns.dedup();
+        conns.len()
+    };
     let mut out = Vec::new();
-    let (dropped, retried) = (count("syn_dropped"), count("syn_retry"));
+    let dropped = of_kind(run, "syn_dropped").count();
     if dropped > 0 {
-        let first = run
-            .events
-            .iter()
-            .find(|e| e.kind == "syn_dropped")
-            .map(|e| e.at_us)
-            .unwrap_or(0);
+        let first = of_kind(run, "syn_dropped").next().map_or(0, |e| e.at_us);
+        let clients = connections("syn_dropped");
         out.push(format!(
-            "The accept queue was full: {dropped} SYN{} dropped (the first at {}), and the clients retransmitted {retried} time{} — 1 s apart at first, then backing off. A connection whose SYN is dropped waits in the client's kernel, invisible to the server and its log.",
-            if dropped == 1 { " was" } else { "s were" },
+            "The accept queue was full: {dropped} SYN{} from {clients} client{} dropped (the first at {}); each client's kernel retransmitted its SYN, 1 s later at first, then backing off. A connection whose SYN is dropped waits in the client's kernel, invisible to the server and its log.",
+            if dropped == 1 { "" } else { "s" },
+            if clients == 1 { " was" } else { "s were" },
             ms(first),
-            if retried == 1 { "" } else { "s" }
         ));
     }
-    let acks = count("ack_dropped");
-    if acks > 0 {
+    let half_open = connections("ack_dropped");
+    if half_open > 0 {
         out.push(format!(
-            "{acks} handshake{} completed on the client's side only: the SYN found room, connect() returned and the client sent its request, but the queue had filled by the time its ACK arrived, so the server dropped it and kept the connection half-open until a retransmission found room.",
-            if acks == 1 { "" } else { "s" }
+            "{half_open} connection{} completed the handshake on the client's side only: the SYN found room, connect() returned and the client sent its request, but the queue had filled by the time its ACK arrived, so the server dropped the ACK (and the request's retransmissions) and kept the connection half-open until a retransmission found room.",
+            if half_open == 1 { "" } else { "s" }
         ));
     }
-    if run.events.iter().any(|e| e.kind == "listen") {
-        let full = server_log(&run.events)
-            .into_iter()
-            .find(|l| l.contains("listen queue of socket"));
-        if let Some(line) = full {
-            out.push(format!(
-                "The master saw the queue full when it sampled it: \"{line}\"."
-            ));
-        }
+    if let Some(line) = server_log(&run.events)
+        .into_iter()
+        .find(|l| l.contains("listen queue of socket"))
+    {
+        out.push(format!(
+            "The master saw the queue full when it sampled it: \"{line}\"."
+        ));
     }
     out
 }
@@ -265,30 +273,34 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
             if workers == Some(1) { "" } else { "s" }
         ));
     } else if name == "in the app" {
-        let cpu_ms: u64 = run
-            .events
-            .iter()
-            .filter(|e| e.kind == "cpu")
-            .filter_map(|e| declared_ms(&e.text))
-            .sum();
-        let sleep_ms: u64 = run
-            .events
-            .iter()
-            .filter(|e| e.kind == "sleep")
-            .filter_map(|e| declared_ms(&e.text))
-            .sum();
+        let declared = |kind: &str| -> u64 {
+            run.events
+                .iter()
+                .filter(|e| e.kind == kind)
+                .filter_map(|e| declared_ms(&e.text))
+                .sum()
+        };
+        let (cpu_ms, sleep_ms) = (declared("cpu"), declared("sleep"));
         let app_ms = sum(&|p| p.app) / 1000;
-        if cpu_ms > 0 && cpu_ms >= sleep_ms {
-            if app_ms > cpu_ms + cpu_ms / 10 {
-                text.push_str(&format!(
-                    " The app is CPU-bound: its {cpu_ms} ms of CPU took {app_ms} ms of wall time because more processes were running than the machine's {cores} core{} (each runs at cores/runnable speed). More processes than cores cannot serve CPU-bound requests faster.",
-                    if cores == 1 { "" } else { "s" }
-                ));
-            } else {
-                text.push_str(" The app is CPU-bound and every request had a core to itself.");
+        let stretched = app_ms > (cpu_ms + sleep_ms) + (cpu_ms + sleep_ms) / 5;
+        if cpu_ms > 0 && stretched {
+            let threads = run.command.contains("--threads");
+            text.push_str(&format!(
+                " The requests' {cpu_ms} ms of CPU (and {sleep_ms} ms of waiting) took {app_ms} ms inside the app: requests computing at the same time share the machine's {cores} core{}{}.",
+                if cores == 1 { "" } else { "s" },
+                if threads {
+                    ", and the threads of one process share one GIL, so only one of them runs Python at a time, on one core"
+                } else {
+                    " (k runnable processes on c cores each run at c/k of full speed)"
+                }
+            ));
+            if workers.is_some_and(|w| w > cores) && !threads {
+                text.push_str(" More processes than cores cannot serve CPU-bound requests faster: they only share the cores more thinly.");
             }
+        } else if cpu_ms > 0 && cpu_ms >= sleep_ms {
+            text.push_str(" The app is CPU-bound and each request had a core to itself.");
         } else if sleep_ms > 0 {
-            text.push_str(" The app mostly waits (I/O: a database, an API) without using the CPU: more workers (or threads) let more requests wait at the same time.");
+            text.push_str(" The app mostly waits (I/O: a database, an API) without using the CPU; a waiting worker is still busy, so more workers (or threads) let more requests wait at the same time.");
         }
     } else if name == "sending and reading the request" {
         text.push_str(" The clients were slow to send their requests, and a worker that is reading a request can do nothing else: slow clients hold workers.");

@@ -92,6 +92,10 @@ pub struct MachineSection {
     /// Kernel parameters that differ from this machine's (Linux 6.18) defaults.
     #[serde(default)]
     pub sysctls: SysctlOverrides,
+    /// Ports another program (an old instance, another server) already listens on, on every
+    /// address, before the command is typed.
+    #[serde(default)]
+    pub busy_ports: Vec<u16>,
 }
 
 fn default_cores() -> usize {

@@ -185,13 +185,19 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
         .max()
         .unwrap_or(1);
     let mut board = "-".to_string();
-    let mut boards = run
-        .events
-        .iter()
-        .filter(|e| e.category == Category::Board && e.host == SERVER_HOST)
-        .peekable();
-    for (i, event) in shown.iter().enumerate() {
-        if i == TIMELINE_LIMIT {
+    let mut printed = 0;
+    for event in &run.events {
+        // The worker list as it stands at this point of the trace.
+        if event.category == Category::Board {
+            if event.host == SERVER_HOST {
+                board = event.text.clone();
+            }
+            continue;
+        }
+        if event.category == Category::Log {
+            continue;
+        }
+        if printed == TIMELINE_LIMIT {
             let _ = writeln!(
                 out,
                 "... {} more events (`--format json` lists them all)",
@@ -199,14 +205,7 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
             );
             break;
         }
-        // The worker list as it stands after everything up to this event's time.
-        while let Some(b) = boards.peek() {
-            if b.at_us > event.at_us {
-                break;
-            }
-            board = b.text.clone();
-            boards.next();
-        }
+        printed += 1;
         let who = match event.pid {
             Some(pid) => format!("{} {pid}", event.host),
             None => event.host.clone(),

@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use server::net::Net;
 use server::procs::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -130,11 +131,38 @@ fn run_command(
             .filter(|p| p.group.host == SERVER_HOST)
             .cloned()
             .collect();
+        let busy_ports = scenario.machine.busy_ports.clone();
         sim.host(SERVER_HOST, move || {
             let (setup, net, trace, shared) =
                 (setup.clone(), net.clone(), trace.clone(), shared.clone());
+            let busy_ports = busy_ports.clone();
             let local = local.clone();
             async move {
+                // Another program's sockets, held for the whole run.
+                let mut squatters = Vec::new();
+                for port in &busy_ports {
+                    match net.bind(SocketAddr::from(([0, 0, 0, 0], *port)), 128) {
+                        Ok(listener) => {
+                            trace.record(
+                                SERVER_HOST,
+                                None,
+                                Category::Proc,
+                                "squatter",
+                                format!(
+                                    "an older server is already running and listens on port {port}"
+                                ),
+                            );
+                            squatters.push(tokio::task::spawn_local(serve_old_version(listener)));
+                        }
+                        Err(e) => trace.record(
+                            SERVER_HOST,
+                            None,
+                            Category::Proc,
+                            "squatter",
+                            format!("another program could not take port {port}: {e}"),
+                        ),
+                    }
+                }
                 spawn_clients(&net, &local, &shared);
                 let machine_slot = shared.machine.clone();
                 let status = run_server(setup, net, trace, move |machine| {
@@ -143,6 +171,7 @@ fn run_command(
                 .await;
                 *shared.exit_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
                 shared.changed.notify_waiters();
+                let _squatters = squatters;
                 // Loopback clients may still be waiting for their outcome.
                 std::future::pending::<()>().await;
                 Ok(())
@@ -286,6 +315,26 @@ fn server_setup(scenario: &Scenario, command: &str) -> ServerSetup {
     }
 }
 
+/// The program that already had the port: it answers every request, with the old code.
+async fn serve_old_version(listener: crate::net::SimListener) {
+    use server::net::Listener;
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nthe old version, still";
+    while let Ok((mut stream, _)) = listener.accept().await {
+        tokio::task::spawn_local(async move {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(ANSWER).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
 /// Every client connection of the run, numbered in the order of the file, with its start time
 /// (jitter drawn from the seed in that same order).
 fn plan_clients(scenario: &Scenario, seed: u64) -> Vec<Plan> {
@@ -351,7 +400,13 @@ fn us(d: Duration) -> u64 {
 /// One client: connect, send each request, read each response, record what happened.
 async fn run_connection(net: &SimNet, plan: &Plan, shared: &Shared) {
     let group = &plan.group;
-    let server = SocketAddr::new(turmoil::lookup(group.to.as_str()), group.port);
+    // A client on the server machine itself talks to it over loopback (`curl localhost:8000`).
+    let ip = if group.host == group.to {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        turmoil::lookup(group.to.as_str())
+    };
+    let server = SocketAddr::new(ip, group.port);
     let started = now();
     let deadline = started + Duration::from_millis(group.timeout_ms);
     let mut record = RequestRecord {
@@ -458,6 +513,24 @@ async fn run_connection(net: &SimNet, plan: &Plan, shared: &Shared) {
         let request_deadline =
             tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
         if let Err(e) = send(&mut stream, &bytes, group.bytes_per_s).await {
+            // The server may have answered before giving up on the request (a 408, a 431):
+            // what it sent is still there to read, as curl reads it.
+            let mut early = record.clone();
+            let answered = tokio::time::timeout(
+                Duration::from_millis(100),
+                read_response(&mut stream, &mut leftover, &mut early),
+            )
+            .await;
+            if matches!(answered, Ok(Ok(_))) && early.outcome.len() == 3 {
+                early.detail = format!(
+                    "{} (answered before the request was complete; then {} sending the rest)",
+                    early.detail,
+                    errno_name(&e)
+                );
+                say(conn, "outcome", early.detail.clone());
+                update(&early);
+                return;
+            }
             record.done_us = Some(us(now()));
             (record.outcome, record.detail) = io_outcome(&e, "sending the request");
             say(conn, "outcome", record.detail.clone());
