@@ -136,6 +136,24 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
         return "the client was too slow to send its request: dropped after --socket-timeout/--http-timeout, its worker freed".into();
     }
     match r.outcome.as_str() {
+        "reset" => {
+            // The kernel's own account of the RST that hit this connection.
+            let rst = run.events.iter().find(|e| {
+                e.category == Category::Net
+                    && e.kind == "reset"
+                    && e.conn.is_some()
+                    && e.conn == r.conn
+                    && e.host == SERVER_HOST
+            });
+            match rst {
+                Some(e) if e.text.contains("still in the accept queue") => format!(
+                    "{} — the listening socket was closed (the server stopped) while this connection waited in its accept queue, so the kernel reset it",
+                    e.text
+                ),
+                Some(e) => format!("{}: {}", r.detail, e.text),
+                None => r.detail.clone(),
+            }
+        }
         "refused" => {
             let listen = run
                 .events

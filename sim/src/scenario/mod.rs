@@ -160,6 +160,9 @@ pub struct Variant {
     /// Expectations for this variant alone (the scenario's `[expect]` applies to every one).
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Faults for this variant instead of the scenario's.
+    #[serde(default)]
+    pub faults: Option<Vec<Fault>>,
 }
 
 /// A group of clients that behave alike.
@@ -391,6 +394,15 @@ impl Scenario {
         }
     }
 
+    /// The faults of a variant (its own, or the scenario's).
+    pub fn faults_of(&self, variant: Option<&str>) -> &[Fault] {
+        self.variants
+            .iter()
+            .find(|v| Some(v.name.as_str()) == variant)
+            .and_then(|v| v.faults.as_deref())
+            .unwrap_or(&self.faults)
+    }
+
     fn validate(&self) -> Result<(), Invalid> {
         match (&self.command, self.variants.is_empty()) {
             (Some(_), false) => {
@@ -475,7 +487,11 @@ impl Scenario {
                 ));
             }
         }
-        for (i, fault) in self.faults.iter().enumerate() {
+        let all_faults = self
+            .faults
+            .iter()
+            .chain(self.variants.iter().flat_map(|v| v.faults.iter().flatten()));
+        for (i, fault) in all_faults.enumerate() {
             if fault.to != "master" && parse_worker(&fault.to).is_none() {
                 return Err(invalid(
                     "to",

@@ -204,7 +204,7 @@ fn run_command(
     }
     {
         let (shared, trace) = (shared.clone(), trace.clone());
-        let faults = scenario.faults.clone();
+        let faults = scenario.faults_of(variant.as_deref()).to_vec();
         let linger = Duration::from_millis(scenario.linger_ms);
         sim.client("lab", async move {
             let lab = async {
