@@ -31,8 +31,18 @@ pub fn explain(scenario: &Scenario, run: &RunOutput) -> Vec<String> {
     out.extend(process_events(run));
     // Every worker that retries the import repeats the hints; each is worth saying once.
     let mut hints: Vec<&str> = Vec::new();
-    for line in log.iter().filter(|l| l.starts_with("hint: ")) {
-        if !hints.contains(line) {
+    let traced_hints = run
+        .events
+        .iter()
+        .filter(|e| e.category != Category::Log)
+        .map(|e| e.text.as_str());
+    for line in log
+        .iter()
+        .copied()
+        .chain(traced_hints)
+        .filter(|l| l.starts_with("hint: "))
+    {
+        if !hints.contains(&line) {
             hints.push(line);
             out.push(format!("wsgilab's {line}"));
         }
@@ -143,7 +153,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
                     && e.kind == "reset"
                     && e.conn.is_some()
                     && e.conn == r.conn
-                    && e.host == SERVER_HOST
+                    && e.host != r.host
             });
             match rst {
                 Some(e) if e.text.contains("still in the accept queue") => format!(
@@ -186,7 +196,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
 fn log_after(run: &RunOutput, from_us: u64, pred: impl Fn(&str) -> bool) -> Option<&str> {
     run.events
         .iter()
-        .filter(|e| e.category == Category::Log && e.host == SERVER_HOST && e.at_us >= from_us)
+        .filter(|e| e.category == Category::Log && e.at_us >= from_us)
         .map(|e| e.text.as_str())
         .find(|l| pred(l))
 }
@@ -277,6 +287,12 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
     ];
     let (name, biggest) = parts.iter().max_by_key(|(_, v)| *v).copied()?;
     let share = biggest * 100 / total;
+    if share < 25 {
+        return Some(format!(
+            "Where the time went: a request took {} on average end to end; the phases seen from the client's connection account for little of it (a request through a balancer is served on another connection, behind it).",
+            ms(mean)
+        ));
+    }
     let mut text = format!(
         "Where the time went: {share}% of the answered requests' time was spent {name} (mean total {}).",
         ms(mean)
@@ -353,24 +369,65 @@ fn board_size(run: &RunOutput) -> Option<usize> {
         .map(|e| e.text.split(',').count())
 }
 
-/// Deaths, respawns and signals, in order.
+/// Deaths, respawns and signals, in order; deaths at the same moment together.
 fn process_events(run: &RunOutput) -> Vec<String> {
     let mut out = Vec::new();
+    let several = run.servers.len() > 1;
+    let on = |e: &Event| {
+        if several {
+            format!(" on {}", e.host)
+        } else {
+            String::new()
+        }
+    };
+    let mut deaths: Vec<&Event> = Vec::new();
+    let flush = |deaths: &mut Vec<&Event>, out: &mut Vec<String>| {
+        if let Some(first) = deaths.first() {
+            let text = if deaths.len() == 1 {
+                first.text.clone()
+            } else {
+                let pids: Vec<String> = deaths
+                    .iter()
+                    .filter_map(|e| e.pid)
+                    .map(|p| p.to_string())
+                    .collect();
+                let how = first
+                    .text
+                    .rsplit(" killed by ")
+                    .next()
+                    .unwrap_or("a signal");
+                format!("pids {} killed by {how}", pids.join(", "))
+            };
+            out.push(format!("At {}{} {text}.", ms(first.at_us), on(first)));
+        }
+        deaths.clear();
+    };
     for e in &run.events {
         if e.category != Category::Proc {
             continue;
         }
+        let same_moment = deaths.first().is_some_and(|d| {
+            d.at_us == e.at_us
+                && d.host == e.host
+                && d.text.rsplit(" killed by ").next() == e.text.rsplit(" killed by ").next()
+        });
+        if e.kind != "killed" || !same_moment {
+            flush(&mut deaths, &mut out);
+        }
         match e.kind.as_str() {
             "kill" => out.push(format!(
-                "At {} the operator typed {}.",
+                "At {}{} the operator typed {}.",
                 ms(e.at_us),
+                on(e),
                 e.text.trim_end_matches(", typed by the operator")
             )),
-            "killed" => out.push(format!("At {} {}.", ms(e.at_us), e.text)),
+            "killed" => deaths.push(e),
             _ => {}
         }
     }
-    let respawns = server_log(&run.events)
+    flush(&mut deaths, &mut out);
+    let log = server_log(&run.events);
+    let respawns = log
         .iter()
         .filter(|l| l.starts_with("Respawned uWSGI worker"))
         .count();
@@ -378,6 +435,24 @@ fn process_events(run: &RunOutput) -> Vec<String> {
         out.push(format!(
             "The master respawned {respawns} worker{} (\"Respawned uWSGI worker ...\" in the log).",
             if respawns == 1 { "" } else { "s" }
+        ));
+    }
+    let count = |needle: &str| {
+        log.iter()
+            .filter(|l| l.starts_with("nginx:") && l.contains(needle))
+            .count()
+    };
+    let (premature, refused, disabled) = (
+        count("upstream prematurely closed connection"),
+        count("(111: Connection refused) while connecting to upstream"),
+        count("upstream server temporarily disabled"),
+    );
+    if premature + refused > 0 {
+        out.push(format!(
+            "The balancer met {premature} backend connection{} closed before a response and {refused} refused connect{}; each time it retried the request on the next backend (nothing had been sent to the client yet) and left the failed one out for its fail_timeout ({disabled} time{}). The clients saw only the delay.",
+            if premature == 1 { "" } else { "s" },
+            if refused == 1 { "" } else { "s" },
+            if disabled == 1 { "" } else { "s" },
         ));
     }
     out

@@ -3,6 +3,7 @@
 //! replayed over the simulated world ([`run`]), and rendered for a person ([`render`]) with an
 //! explanation derived from the trace ([`explain`]). `scenarios/README.md` documents the format.
 
+pub mod balancer;
 pub mod explain;
 pub mod render;
 pub mod run;
@@ -41,6 +42,12 @@ pub struct Scenario {
     #[serde(default = "default_linger")]
     pub linger_ms: u64,
     pub machine: MachineSection,
+    /// More server machines like `server` (same files, same command), for a balancer.
+    #[serde(default)]
+    pub more_servers: Vec<String>,
+    /// A load balancer (nginx-like) in front of the servers.
+    #[serde(default)]
+    pub balancer: Option<balancer::BalancerSpec>,
     #[serde(default)]
     pub python: Option<PythonInstall>,
     /// Path → content. Directories are implied by the files below them.
@@ -258,9 +265,13 @@ pub struct Fault {
     pub at_ms: u64,
     /// `SIGTERM`, `SIGKILL`, `SIGHUP`, `SIGINT`, ... (or a number).
     pub signal: crate::python::CrashSignal,
-    /// `master` (the process the command started) or `worker N`.
+    /// `master` (the process the command started), `worker N`, or `all` (every process of
+    /// the server at once, as the OOM killer or `kill -9 -PGID` does).
     #[serde(default = "default_fault_target")]
     pub to: String,
+    /// The server machine.
+    #[serde(default = "default_server_host")]
+    pub host: String,
 }
 
 fn default_fault_target() -> String {
@@ -382,6 +393,13 @@ fn invalid(key: &str, text: String) -> Invalid {
 }
 
 impl Scenario {
+    /// Every server machine's host name, `server` first.
+    pub fn servers(&self) -> Vec<String> {
+        std::iter::once(SERVER_HOST.to_string())
+            .chain(self.more_servers.iter().cloned())
+            .collect()
+    }
+
     /// The command lines to run: `(variant name, command)`.
     pub fn commands(&self) -> Vec<(Option<String>, String)> {
         match &self.command {
@@ -447,15 +465,48 @@ impl Scenario {
                 ));
             }
         }
+        let servers = self.servers();
+        for name in &self.more_servers {
+            if name.is_empty() || name.contains(char::is_whitespace) || name == SERVER_HOST {
+                return Err(invalid(
+                    "more_servers",
+                    format!(
+                        "more_servers: {name:?} must be a single word other than \"{SERVER_HOST}\""
+                    ),
+                ));
+            }
+        }
+        let mut targets = servers.clone();
+        if let Some(b) = &self.balancer {
+            for backend in &b.backends {
+                if !servers.contains(backend) {
+                    return Err(invalid(
+                        "backends",
+                        format!(
+                            "balancer.backends: {backend:?} is not a server (servers: {})",
+                            servers.join(", ")
+                        ),
+                    ));
+                }
+            }
+            targets.push(b.host.clone());
+        }
         for (i, client) in self.clients.iter().enumerate() {
             let n = i + 1;
-            if client.to != SERVER_HOST {
+            if !targets.contains(&client.to) {
                 return Err(invalid(
                     "to",
                     format!(
-                        "[[clients]] #{n}: `to = {:?}`: the only server host is \"{SERVER_HOST}\"",
-                        client.to
+                        "[[clients]] #{n}: `to = {:?}` is not a host of this scenario (expected one of {})",
+                        client.to,
+                        targets.join(", ")
                     ),
+                ));
+            }
+            if targets.contains(&client.host) && client.host != client.to {
+                return Err(invalid(
+                    "host",
+                    format!("[[clients]] #{n}: clients run on the machine they talk to or on a host of their own, not on {:?}", client.host),
                 ));
             }
             if client.host.is_empty() || client.host.contains(char::is_whitespace) {
@@ -492,13 +543,24 @@ impl Scenario {
             .iter()
             .chain(self.variants.iter().flat_map(|v| v.faults.iter().flatten()));
         for (i, fault) in all_faults.enumerate() {
-            if fault.to != "master" && parse_worker(&fault.to).is_none() {
+            if fault.to != "master" && fault.to != "all" && parse_worker(&fault.to).is_none() {
                 return Err(invalid(
                     "to",
                     format!(
-                        "[[faults]] #{}: `to = {:?}`: expected \"master\" or \"worker N\"",
+                        "[[faults]] #{}: `to = {:?}`: expected \"master\", \"worker N\" or \"all\"",
                         i + 1,
                         fault.to
+                    ),
+                ));
+            }
+            if !servers.contains(&fault.host) {
+                return Err(invalid(
+                    "host",
+                    format!(
+                        "[[faults]] #{}: `host = {:?}` is not a server (servers: {})",
+                        i + 1,
+                        fault.host,
+                        servers.join(", ")
                     ),
                 ));
             }
@@ -630,7 +692,8 @@ mod tests {
             format!("{MINIMAL}[[faults]]\nat_ms = 1\nsignal = \"SIGTERM\"\nto = \"worker x\"\n");
         let e = parse(&text, "c.toml").unwrap_err();
         assert!(
-            e.message.contains("expected \"master\" or \"worker N\""),
+            e.message
+                .contains("expected \"master\", \"worker N\" or \"all\""),
             "{e}"
         );
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::explain::explain;
-use super::run::{server_log, RequestRecord, RunOutput};
+use super::run::{RequestRecord, RunOutput};
 use super::{Scenario, SERVER_HOST};
 use crate::trace::{Category, Event};
 
@@ -153,12 +153,23 @@ fn render_run(out: &mut String, scenario: &Scenario, run: &RunOutput) {
     render_requests(out, run);
     out.push('\n');
     let _ = writeln!(out, "--- server log ---");
-    let log = server_log(&run.events);
+    let log: Vec<&Event> = run
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Log)
+        .collect();
     if log.is_empty() {
         let _ = writeln!(out, "(nothing)");
     }
-    for line in log {
-        let _ = writeln!(out, "{line}");
+    // With several machines logging, each line says whose it is.
+    let several = log.iter().any(|e| e.host != log[0].host);
+    let width = log.iter().map(|e| e.host.len()).max().unwrap_or(0);
+    for event in log {
+        if several {
+            let _ = writeln!(out, "{:<width$}| {}", event.host, event.text);
+        } else {
+            let _ = writeln!(out, "{}", event.text);
+        }
     }
     out.push('\n');
     let _ = writeln!(out, "--- what happened ---");
@@ -184,14 +195,44 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
         .map(|e| e.text.len())
         .max()
         .unwrap_or(1);
+    // Each server's worker list as it stands at this point of the trace.
+    let mut boards: BTreeMap<&str, &str> = run.servers.iter().map(|s| (s.as_str(), "-")).collect();
+    let several = run.servers.len() > 1;
+    let width = if several {
+        run.servers
+            .iter()
+            .map(|server| {
+                let widest = run
+                    .events
+                    .iter()
+                    .filter(|e| e.category == Category::Board && &e.host == server)
+                    .map(|e| e.text.len())
+                    .max()
+                    .unwrap_or(1);
+                server.len() + 1 + widest
+            })
+            .sum::<usize>()
+            + run.servers.len()
+            - 1
+    } else {
+        width
+    };
     let mut board = "-".to_string();
     let mut printed = 0;
     for event in &run.events {
-        // The worker list as it stands at this point of the trace.
         if event.category == Category::Board {
-            if event.host == SERVER_HOST {
-                board = event.text.clone();
+            if let Some(slot) = boards.get_mut(event.host.as_str()) {
+                *slot = event.text.as_str();
             }
+            board = if several {
+                boards
+                    .iter()
+                    .map(|(host, b)| format!("{host}:{b}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                boards.get(SERVER_HOST).copied().unwrap_or("-").to_string()
+            };
             continue;
         }
         if event.category == Category::Log {

@@ -59,8 +59,11 @@ pub struct RunOutput {
     pub seed: u64,
     pub events: Vec<Event>,
     pub requests: Vec<RequestRecord>,
-    /// The server process's exit status; `None` if it was still running at the end.
+    /// The server process's exit status (on `server`); `None` if it was still running at the
+    /// end.
     pub exit_status: Option<i32>,
+    /// Every server machine, `server` first.
+    pub servers: Vec<String>,
     pub end_us: u64,
 }
 
@@ -78,8 +81,10 @@ pub fn run_scenario(scenario: &Scenario, seed: u64) -> Vec<RunOutput> {
 struct Shared {
     trace: Trace,
     requests: Arc<Mutex<Vec<RequestRecord>>>,
-    machine: Arc<Mutex<Option<Machine>>>,
-    exit_status: Arc<Mutex<Option<i32>>>,
+    /// Each server host's machine, once it exists.
+    machines: Arc<Mutex<BTreeMap<String, Machine>>>,
+    /// Each server host's exit status, once its server exited.
+    exits: Arc<Mutex<BTreeMap<String, i32>>>,
     /// Connections not finished yet.
     pending: Arc<AtomicUsize>,
     changed: Arc<Notify>,
@@ -105,7 +110,7 @@ fn run_command(
         somaxconn: setup.machine.somaxconn,
         ..Sysctls::default()
     });
-    let net = SimNet::new(trace.clone(), SERVER_HOST, server_sysctls);
+    let net = SimNet::new(trace.clone(), SERVER_HOST, server_sysctls.clone());
     if scenario.machine.uid == 0 {
         net.set_privileged(true);
     }
@@ -123,53 +128,45 @@ fn run_command(
         .rng_seed(seed)
         .build();
 
-    // The server first, so that its address is the same in every run.
-    {
-        let (setup, net, trace, shared) = (setup, net.clone(), trace.clone(), shared.clone());
+    // The servers first, so that their addresses are the same in every run.
+    let servers = scenario.servers();
+    for host in &servers {
+        let net = if host == SERVER_HOST {
+            net.clone()
+        } else {
+            net.with_host(host, server_sysctls.clone())
+        };
+        if scenario.machine.uid == 0 {
+            net.set_privileged(true);
+        }
+        let (setup, trace, shared) = (setup.clone(), trace.clone(), shared.clone());
         let local: Vec<Plan> = plans
             .iter()
-            .filter(|p| p.group.host == SERVER_HOST)
+            .filter(|p| &p.group.host == host)
             .cloned()
             .collect();
         let busy_ports = scenario.machine.busy_ports.clone();
-        sim.host(SERVER_HOST, move || {
+        let name = host.clone();
+        sim.host(host.as_str(), move || {
             let (setup, net, trace, shared) =
                 (setup.clone(), net.clone(), trace.clone(), shared.clone());
-            let busy_ports = busy_ports.clone();
-            let local = local.clone();
+            let (busy_ports, local, name) = (busy_ports.clone(), local.clone(), name.clone());
             async move {
-                // Another program's sockets, held for the whole run.
-                let mut squatters = Vec::new();
-                for port in &busy_ports {
-                    match net.bind(SocketAddr::from(([0, 0, 0, 0], *port)), 128) {
-                        Ok(listener) => {
-                            trace.record(
-                                SERVER_HOST,
-                                None,
-                                Category::Proc,
-                                "squatter",
-                                format!(
-                                    "an older server is already running and listens on port {port}"
-                                ),
-                            );
-                            squatters.push(tokio::task::spawn_local(serve_old_version(listener)));
-                        }
-                        Err(e) => trace.record(
-                            SERVER_HOST,
-                            None,
-                            Category::Proc,
-                            "squatter",
-                            format!("another program could not take port {port}: {e}"),
-                        ),
-                    }
-                }
+                let squatters = occupy_ports(&net, &busy_ports, &trace);
                 spawn_clients(&net, &local, &shared);
-                let machine_slot = shared.machine.clone();
+                let machines = shared.machines.clone();
                 let status = run_server(setup, net, trace, move |machine| {
-                    *machine_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(machine.clone());
+                    machines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(machine.host.clone(), machine.clone());
                 })
                 .await;
-                *shared.exit_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                shared
+                    .exits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, status);
                 shared.changed.notify_waiters();
                 let _squatters = squatters;
                 // Loopback clients may still be waiting for their outcome.
@@ -178,10 +175,25 @@ fn run_command(
             }
         });
     }
+    if let Some(spec) = &scenario.balancer {
+        let lb_net = net.with_host(&spec.host, Sysctls::default());
+        // nginx's master runs as root to bind port 80.
+        lb_net.set_privileged(true);
+        let (spec, trace) = (spec.clone(), trace.clone());
+        let epoch = setup.machine.epoch_unix;
+        sim.host(spec.host.clone().as_str(), move || {
+            let (spec, lb_net, trace) = (spec.clone(), lb_net.clone(), trace.clone());
+            async move {
+                super::balancer::run_balancer(spec, lb_net, trace, epoch).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
     let mut hosts: Vec<String> = plans
         .iter()
         .map(|p| p.group.host.clone())
-        .filter(|h| h != SERVER_HOST)
+        .filter(|h| !servers.contains(h))
         .collect();
     hosts.sort();
     hosts.dedup();
@@ -227,10 +239,10 @@ fn run_command(
                     loop {
                         let changed = shared.changed.notified();
                         if shared
-                            .exit_status
+                            .exits
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .is_some()
+                            .contains_key(SERVER_HOST)
                         {
                             break;
                         }
@@ -260,7 +272,12 @@ fn run_command(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     requests.sort_by_key(|r| (client_number(&r.client), r.seq));
-    let exit_status = *shared.exit_status.lock().unwrap_or_else(|e| e.into_inner());
+    let exit_status = shared
+        .exits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(SERVER_HOST)
+        .copied();
     RunOutput {
         variant,
         command: command.to_string(),
@@ -268,6 +285,7 @@ fn run_command(
         events,
         requests,
         exit_status,
+        servers,
         end_us,
     }
 }
@@ -313,6 +331,33 @@ fn server_setup(scenario: &Scenario, command: &str) -> ServerSetup {
         // Validated when the scenario was read.
         args: split_command(command).unwrap_or_default(),
     }
+}
+
+/// Another program's listening sockets, held (and served) for the whole run.
+fn occupy_ports(net: &SimNet, ports: &[u16], trace: &Trace) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut squatters = Vec::new();
+    for port in ports {
+        match net.bind(SocketAddr::from(([0, 0, 0, 0], *port)), 128) {
+            Ok(listener) => {
+                trace.record(
+                    net.host(),
+                    None,
+                    Category::Proc,
+                    "squatter",
+                    format!("an older server is already running and listens on port {port}"),
+                );
+                squatters.push(tokio::task::spawn_local(serve_old_version(listener)));
+            }
+            Err(e) => trace.record(
+                net.host(),
+                None,
+                Category::Proc,
+                "squatter",
+                format!("another program could not take port {port}: {e}"),
+            ),
+        }
+    }
+    squatters
 }
 
 /// The program that already had the port: it answers every request, with the old code.
@@ -731,7 +776,7 @@ fn framing_is_eof(buf: &[u8]) -> bool {
 }
 
 /// A whole response at the start of `buf`: (status, reason, its length, keep-alive).
-fn complete_response(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
+pub(crate) fn complete_response(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buf) {
@@ -801,37 +846,61 @@ fn chunked_length(body: &[u8]) -> Option<usize> {
 /// Sends the fault's signal to its target, as `kill -SIG pid` would.
 fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
     let signal = Signal::from_number(fault.signal.0);
-    let Some(machine) = shared
-        .machine
+    let short = signal.name().trim_start_matches("SIG").to_string();
+    let host = fault.host.as_str();
+    let machine = shared
+        .machines
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .clone()
-    else {
+        .get(host)
+        .cloned();
+    let Some(machine) = machine else {
         trace.record(
-            "lab",
+            host,
             None,
             Category::Proc,
             "fault_missed",
-            format!(
-                "kill -{} {}: the server machine has not started",
-                signal.name().trim_start_matches("SIG"),
-                fault.to
-            ),
+            format!("kill -{short} ({}): the server has not started", fault.to),
         );
         return;
     };
+    let master = machine
+        .processes()
+        .into_iter()
+        .find(|(_, parent, _)| parent.is_none())
+        .map(|(pid, _, _)| pid);
+    if fault.to == "all" {
+        // The master first, so that it does not respawn the workers that die with it.
+        let mut pids: Vec<u32> = master.into_iter().collect();
+        pids.extend(
+            machine
+                .processes()
+                .into_iter()
+                .map(|(pid, _, _)| pid)
+                .filter(|pid| Some(*pid) != master),
+        );
+        trace.record(
+            host,
+            None,
+            Category::Proc,
+            "kill",
+            format!(
+                "kill -{short} of every process of the server at once ({}), as the OOM killer or a crash would",
+                pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        );
+        for pid in pids {
+            machine.kill(pid, signal);
+        }
+        return;
+    }
     let target = match parse_worker(&fault.to) {
-        Some(n) => worker_pid(&trace.events(), n),
-        None => machine
-            .processes()
-            .into_iter()
-            .find(|(_, parent, _)| parent.is_none())
-            .map(|(pid, _, _)| pid),
+        Some(n) => worker_pid(&trace.events(), host, n),
+        None => master,
     };
-    let short = signal.name().trim_start_matches("SIG").to_string();
     let Some(pid) = target.filter(|pid| machine.is_alive(*pid)) else {
         trace.record(
-            SERVER_HOST,
+            host,
             None,
             Category::Proc,
             "fault_missed",
@@ -840,7 +909,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         return;
     };
     trace.record(
-        SERVER_HOST,
+        host,
         Some(pid),
         Category::Proc,
         "kill",
@@ -858,13 +927,13 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
 }
 
 /// Worker `n`'s current pid, as the server's log announced it.
-fn worker_pid(events: &[Event], n: usize) -> Option<u32> {
+fn worker_pid(events: &[Event], host: &str, n: usize) -> Option<u32> {
     let spawned = format!("spawned uWSGI worker {n} (pid: ");
     let respawned = format!("Respawned uWSGI worker {n} (new pid: ");
     events
         .iter()
         .rev()
-        .filter(|e| e.category == Category::Log && e.host == SERVER_HOST)
+        .filter(|e| e.category == Category::Log && e.host == host)
         .find_map(|e| {
             let rest = e
                 .text
@@ -877,11 +946,11 @@ fn worker_pid(events: &[Event], n: usize) -> Option<u32> {
         })
 }
 
-/// The server's log lines of a run, as printed.
+/// The servers' log lines of a run, as printed (and the balancer's, if there is one).
 pub fn server_log(events: &[Event]) -> Vec<&str> {
     events
         .iter()
-        .filter(|e| e.category == Category::Log && e.host == SERVER_HOST)
+        .filter(|e| e.category == Category::Log)
         .map(|e| e.text.as_str())
         .collect()
 }
