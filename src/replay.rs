@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sim::scenario::explain::{check, explain};
+use sim::scenario::explain::{check, key_point};
 use sim::scenario::render::{outcome_summary, render_json, render_text};
 use sim::scenario::run::{run_scenario, RunOutput};
 use sim::scenario::{parse, Scenario};
@@ -198,15 +198,9 @@ fn print_summary(name: &str, scenario: &Scenario, runs: &[RunOutput], failures: 
             .as_deref()
             .map(|v| format!("[{v}] "))
             .unwrap_or_default();
-        let what = explain(scenario, run);
         println!("    {label}requests: {}", outcome_summary(&run.requests));
-        // The lesson in a line or two: the first failure's cause, or the bottleneck.
-        if let Some(line) = what
-            .iter()
-            .skip(1)
-            .find(|p| !p.ends_with('.') || p.contains(':'))
-        {
-            println!("    {label}{}", first_sentence(line));
+        if let Some(point) = key_point(scenario, run) {
+            println!("    {label}{}", first_sentence(&point));
         }
     }
     println!();

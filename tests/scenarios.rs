@@ -53,3 +53,20 @@ fn replay() {
         }
     );
 }
+
+/// The annotated example in scenarios/README.md is a working scenario that meets its own
+/// expectations, so the documentation cannot drift from the format.
+#[test]
+fn the_readme_example_is_a_valid_scenario() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md"))
+            .unwrap();
+    let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let scenario =
+        parse(&readme[start..end], "scenarios/README.md").unwrap_or_else(|e| panic!("{e}"));
+    for run in run_scenario(&scenario, scenario.seed) {
+        let failures = check(&scenario.expect, &run);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

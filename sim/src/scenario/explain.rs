@@ -9,6 +9,19 @@ use super::run::{outcome_counts, server_log, RequestRecord, RunOutput};
 use super::{ExitExpectation, Expect, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event};
 
+/// The one sentence that best says what a run teaches: the first failure's cause, else what
+/// the kernel did, else where the time went.
+pub fn key_point(scenario: &Scenario, run: &RunOutput) -> Option<String> {
+    let phases = request_phases(run);
+    let log = server_log(&run.events);
+    failures(run, &phases, &log)
+        .into_iter()
+        .chain(network(run))
+        .chain(bottleneck(scenario, run, &phases))
+        .next()
+        .or_else(|| Some(startup(run, &log)).filter(|_| run.requests.is_empty()))
+}
+
 /// Paragraphs, most important first.
 pub fn explain(scenario: &Scenario, run: &RunOutput) -> Vec<String> {
     let mut out = Vec::new();
@@ -134,7 +147,13 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             .iter()
             .any(|l| l.contains("no python application found"))
     {
-        return "no app was loaded at start-up, so the worker answers every request with 500 (see the import error in the log)".into();
+        let error = log
+            .iter()
+            .find(|l| l.contains("Error: ") && !l.starts_with(' '))
+            .map_or(String::new(), |l| format!(" ({l})"));
+        return format!(
+            "no app was loaded at start-up{error}, so the worker answers every request with 500"
+        );
     }
     if r.outcome == "431" || r.outcome == "414" {
         return format!(
