@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sim::scenario::explain::{check, key_point};
+use sim::scenario::html::render_html;
 use sim::scenario::render::{outcome_summary, render_json, render_text};
 use sim::scenario::run::{run_scenario, RunOutput};
 use sim::scenario::{parse, Scenario};
@@ -28,6 +29,10 @@ struct ReplayArgs {
     /// text: timeline, requests, log and explanation; json: the raw trace.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     format: String,
+    /// Write the replay as a self-contained HTML page (a timeline chart, the requests, the
+    /// log) to FILE instead of printing it; needs exactly one SCENARIO.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// A scenario to run: its name and text.
@@ -51,6 +56,13 @@ pub fn replay(args: &[std::ffi::OsString]) -> ExitCode {
             };
         }
     };
+    if args.html.is_some() && args.scenarios.len() != 1 {
+        eprintln!(
+            "wsgilab replay: --html writes the page of one scenario: give exactly one SCENARIO (got {})",
+            args.scenarios.len()
+        );
+        return ExitCode::from(2);
+    }
     let summary_mode = args.scenarios.is_empty();
     let sources = if summary_mode {
         BUNDLED
@@ -88,6 +100,19 @@ pub fn replay(args: &[std::ffi::OsString]) -> ExitCode {
         let failures = expectation_failures(&scenario, &runs);
         if summary_mode {
             print_summary(&source.name, &scenario, &runs, &failures);
+        } else if let Some(file) = &args.html {
+            let page = render_html(&source.name, &scenario, &runs);
+            if let Err(e) = std::fs::write(file, page) {
+                eprintln!(
+                    "wsgilab replay: cannot write the HTML page to {}: {e}",
+                    file.display()
+                );
+                return ExitCode::from(1);
+            }
+            println!(
+                "wsgilab replay: wrote {} (open it in a browser)",
+                file.display()
+            );
         } else if args.format == "json" {
             println!("{}", render_json(&source.name, &scenario, &runs));
         } else {

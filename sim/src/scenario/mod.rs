@@ -5,6 +5,7 @@
 
 pub mod balancer;
 pub mod explain;
+pub mod html;
 pub mod render;
 pub mod run;
 
