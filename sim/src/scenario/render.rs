@@ -182,17 +182,76 @@ fn render_run(out: &mut String, scenario: &Scenario, run: &RunOutput) {
     }
 }
 
+/// The worker list after each event, where it changes: the master's own (its Board events),
+/// or, for a server without a master, the one serving process's — busy while a request is in
+/// the app (it is the only process, so the app's calls say it all).
+fn board_changes(run: &RunOutput) -> Vec<Option<(String, String)>> {
+    let mut changes = vec![None; run.events.len()];
+    let mastered: Vec<&str> = run
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Board)
+        .map(|e| e.host.as_str())
+        .collect();
+    let mut in_app: BTreeMap<&str, i64> = BTreeMap::new();
+    // The process the command started, per host: when it is gone, so is the server.
+    let mut started: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut listening: BTreeMap<&str, bool> = BTreeMap::new();
+    for (i, e) in run.events.iter().enumerate() {
+        if e.category == Category::Board {
+            changes[i] = Some((e.host.clone(), e.text.clone()));
+            continue;
+        }
+        let host = e.host.as_str();
+        if !run.servers.contains(&e.host) || mastered.contains(&host) {
+            continue;
+        }
+        match (e.category, e.kind.as_str()) {
+            (Category::Proc, "exec") => {
+                if let Some(pid) = e.pid {
+                    started.entry(host).or_insert(pid);
+                }
+                continue;
+            }
+            // Another program's socket, bound before the command was typed, is not the server's.
+            (Category::Net, "listen") if started.contains_key(host) => {
+                listening.insert(host, true);
+            }
+            (Category::App, "app_start") => *in_app.entry(host).or_insert(0) += 1,
+            (Category::App, "app_end" | "raise" | "crash") => {
+                let n = in_app.entry(host).or_insert(0);
+                *n = (*n - 1).max(0);
+            }
+            (Category::Proc, "killed" | "exit") => {
+                in_app.insert(host, 0);
+                if e.pid.is_some() && e.pid == started.get(host).copied() {
+                    listening.insert(host, false);
+                }
+            }
+            _ => continue,
+        }
+        let text = match (listening.get(host), in_app.get(host).copied().unwrap_or(0)) {
+            (Some(true), 0) => "[idle]".to_string(),
+            (Some(true), 1) => "[busy]".to_string(),
+            (Some(true), n) => format!("[busy ×{n}]"),
+            _ => "-".to_string(),
+        };
+        changes[i] = Some((e.host.clone(), text));
+    }
+    changes
+}
+
 fn render_timeline(out: &mut String, run: &RunOutput) {
     let shown: Vec<&Event> = run
         .events
         .iter()
         .filter(|e| e.category != Category::Log && e.category != Category::Board)
         .collect();
-    let width = run
-        .events
+    let changes = board_changes(run);
+    let width = changes
         .iter()
-        .filter(|e| e.category == Category::Board)
-        .map(|e| e.text.len())
+        .flatten()
+        .map(|(_, text)| text.chars().count())
         .max()
         .unwrap_or(1);
     // Each server's worker list as it stands at this point of the trace.
@@ -202,11 +261,11 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
         run.servers
             .iter()
             .map(|server| {
-                let widest = run
-                    .events
+                let widest = changes
                     .iter()
-                    .filter(|e| e.category == Category::Board && &e.host == server)
-                    .map(|e| e.text.len())
+                    .flatten()
+                    .filter(|(host, _)| host == server)
+                    .map(|(_, text)| text.chars().count())
                     .max()
                     .unwrap_or(1);
                 server.len() + 1 + widest
@@ -219,10 +278,10 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
     };
     let mut board = "-".to_string();
     let mut printed = 0;
-    for event in &run.events {
-        if event.category == Category::Board {
-            if let Some(slot) = boards.get_mut(event.host.as_str()) {
-                *slot = event.text.as_str();
+    for (event, change) in run.events.iter().zip(&changes) {
+        if let Some((host, text)) = change {
+            if let Some(slot) = boards.get_mut(host.as_str()) {
+                *slot = text.as_str();
             }
             board = if several {
                 boards
@@ -233,6 +292,8 @@ fn render_timeline(out: &mut String, run: &RunOutput) {
             } else {
                 boards.get(SERVER_HOST).copied().unwrap_or("-").to_string()
             };
+        }
+        if event.category == Category::Board {
             continue;
         }
         if event.category == Category::Log {
