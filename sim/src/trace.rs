@@ -3,6 +3,8 @@
 //! server log and the explanation are rendered from. Nothing in it may depend on anything but
 //! the scenario and the seed.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,8 +51,55 @@ pub struct Event {
 /// The shared recorder; cloned into every part of the simulated world. The world runs on one
 /// thread (turmoil's), but the seams it implements ask for `Send + Sync` handles, because the
 /// real ones cross threads; hence `Arc<Mutex<_>>`, never contended.
+///
+/// Events are kept compact while the run records them (host and kind interned, the
+/// connection as an address) and become [`Event`]s when read: recording is on every
+/// request's path, reading happens once.
 #[derive(Clone, Default)]
-pub struct Trace(Arc<Mutex<Vec<Event>>>);
+pub struct Trace(Arc<Mutex<Recorded>>);
+
+/// An event as recorded: [`Event`] with its repeated strings replaced by indexes.
+struct Raw {
+    at_us: u64,
+    host: u32,
+    pid: Option<u32>,
+    category: Category,
+    conn: Option<SocketAddr>,
+    kind: u32,
+    text: String,
+}
+
+#[derive(Default)]
+struct Recorded {
+    events: Vec<Raw>,
+    /// Host names and kinds, each stored once.
+    names: Vec<String>,
+    index: BTreeMap<String, u32>,
+}
+
+impl Recorded {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    fn event(&self, raw: &Raw) -> Event {
+        Event {
+            at_us: raw.at_us,
+            host: self.names[raw.host as usize].clone(),
+            pid: raw.pid,
+            category: raw.category,
+            conn: raw.conn.map(|c| c.to_string()),
+            kind: self.names[raw.kind as usize].clone(),
+            text: raw.text.clone(),
+        }
+    }
+}
 
 impl Trace {
     pub fn record(
@@ -70,18 +119,11 @@ impl Trace {
         host: &str,
         pid: Option<u32>,
         category: Category,
-        conn: Option<std::net::SocketAddr>,
+        conn: Option<SocketAddr>,
         kind: &str,
         text: impl Into<String>,
     ) {
-        self.push(
-            host,
-            pid,
-            category,
-            conn.map(|c| c.to_string()),
-            kind,
-            text.into(),
-        );
+        self.push(host, pid, category, conn, kind, text.into());
     }
 
     fn push(
@@ -89,35 +131,39 @@ impl Trace {
         host: &str,
         pid: Option<u32>,
         category: Category,
-        conn: Option<String>,
+        conn: Option<SocketAddr>,
         kind: &str,
         text: String,
     ) {
-        let at = now();
-        self.lock().push(Event {
-            at_us: at.as_micros() as u64,
-            host: host.to_string(),
+        let at_us = now().as_micros() as u64;
+        let mut recorded = self.lock();
+        let host = recorded.intern(host);
+        let kind = recorded.intern(kind);
+        recorded.events.push(Raw {
+            at_us,
+            host,
             pid,
             category,
             conn,
-            kind: kind.to_string(),
+            kind,
             text,
         });
     }
 
     pub fn events(&self) -> Vec<Event> {
-        self.lock().clone()
+        let recorded = self.lock();
+        recorded.events.iter().map(|e| recorded.event(e)).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().events.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().events.is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
+    fn lock(&self) -> MutexGuard<'_, Recorded> {
         // A panic elsewhere must not hide the trace that explains it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -331,7 +331,11 @@ impl Kernel {
         if tokio::runtime::Handle::try_current().is_err() || !turmoil::in_simulation() {
             return;
         }
-        let start = self.lock().drivers.insert(host.to_string());
+        // On every read and write: no allocation once the driver runs.
+        let start = {
+            let mut state = self.lock();
+            !state.drivers.contains(host) && state.drivers.insert(host.to_string())
+        };
         if start {
             tokio::spawn(drive(self.clone(), host.to_string()));
         }

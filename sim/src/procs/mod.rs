@@ -78,6 +78,8 @@ struct MachineState {
     next_pid: u32,
     /// Where the death of a child is reported (its parent's SIGCHLD): the master's supervisor.
     exits: Option<mpsc::UnboundedSender<MasterEvent>>,
+    /// The last `ctime` formatted, and for which Unix second.
+    ctime: Option<(u64, String)>,
 }
 
 /// One simulated machine (a turmoil host): its processes, files and CPUs.
@@ -99,6 +101,7 @@ impl Machine {
                 processes: BTreeMap::new(),
                 next_pid: 1000,
                 exits: None,
+                ctime: None,
             })),
             trace,
             host: host.to_string(),
@@ -353,11 +356,27 @@ impl Procs for SimProcs {
     }
 
     fn unix_time(&self) -> u64 {
-        self.machine.spec().epoch_unix + crate::trace::now().as_secs()
+        // Read for every request's log line: no copy of the whole spec.
+        let epoch = self.machine.lock().spec.epoch_unix;
+        epoch + crate::trace::now().as_secs()
     }
 
     fn local_time(&self, unix_time: u64) -> LocalTime {
         utc(unix_time)
+    }
+
+    /// Every request's log line has one: formatted once per simulated second.
+    fn now_ctime(&self) -> String {
+        let now = self.unix_time();
+        let mut state = self.machine.lock();
+        match &state.ctime {
+            Some((at, text)) if *at == now => text.clone(),
+            _ => {
+                let text = utc(now).ctime();
+                state.ctime = Some((now, text.clone()));
+                text
+            }
+        }
     }
 
     fn log(&self, line: &str) {
@@ -636,12 +655,23 @@ impl Supervisor for SimSupervisor {
     }
 
     fn board_changed(&self, statuses: &[&'static str]) {
+        // Twice per request: built in one allocation.
+        let mut text =
+            String::with_capacity(2 + statuses.iter().map(|s| s.len() + 2).sum::<usize>());
+        text.push('[');
+        for (i, status) in statuses.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(status);
+        }
+        text.push(']');
         self.machine.trace.record(
             &self.machine.host,
             Some(self.master),
             Category::Board,
             "board",
-            format!("[{}]", statuses.join(", ")),
+            text,
         );
     }
 

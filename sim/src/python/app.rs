@@ -5,6 +5,7 @@
 //! crash kills the simulated process), then hands the worker a head and the body in chunks,
 //! as a real app's iterable would.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -211,23 +212,28 @@ impl AppBehaviour {
     /// The route for a request: the longest matching path prefix (the first declared, among
     /// equals) whose method, if given, matches; otherwise the default.
     pub fn route_for(&self, method: &str, path: &str) -> (Option<&Route>, &RouteBehaviour) {
-        let mut best: Option<&Route> = None;
-        for route in &self.routes {
+        match self.route_index(method, path) {
+            Some(i) => (Some(&self.routes[i]), &self.routes[i].behaviour),
+            None => (None, &self.default),
+        }
+    }
+
+    /// The index in `routes` of [`AppBehaviour::route_for`]'s route.
+    pub fn route_index(&self, method: &str, path: &str) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, route) in self.routes.iter().enumerate() {
             let method_ok = route
                 .method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method));
             if method_ok
                 && path.starts_with(&route.path)
-                && best.is_none_or(|b| route.path.len() > b.path.len())
+                && best.is_none_or(|b| route.path.len() > self.routes[b].path.len())
             {
-                best = Some(route);
+                best = Some(i);
             }
         }
-        match best {
-            Some(route) => (Some(route), &route.behaviour),
-            None => (None, &self.default),
-        }
+        best
     }
 }
 
@@ -323,6 +329,8 @@ pub struct SimApp<E: AppExecutor> {
     pub(crate) host: String,
     /// The connection the module opened at import, when there is one.
     pub(crate) connection: Option<Arc<ImportedConnection>>,
+    /// `behaviour`'s answers, per route.
+    pub(crate) answers: Arc<Vec<Answer>>,
 }
 
 /// Ends a process's query on an inherited connection when its call ends, however it ends (a
@@ -436,13 +444,72 @@ pub fn exception_line(message: &str) -> String {
     }
 }
 
-fn var(request: &WsgiRequest, name: &str) -> String {
+fn var<'a>(request: &'a WsgiRequest, name: &str) -> Cow<'a, str> {
     request
         .vars
         .iter()
         .find(|(k, _)| k == name)
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
+        .map_or(Cow::Borrowed(""), |(_, v)| String::from_utf8_lossy(v))
+}
+
+/// What a route answers, worked out once for all its requests (the same strings for each).
+pub(crate) struct Answer {
+    /// `route GET /api`, or `the default route`.
+    name: String,
+    status: String,
+    body: Bytes,
+    headers: Vec<(String, String)>,
+    /// The `app_end` event's text.
+    ended: String,
+}
+
+impl Answer {
+    fn new(route: Option<&Route>, b: &RouteBehaviour) -> Answer {
+        let name = match route {
+            Some(r) => format!(
+                "route {}{}",
+                r.method
+                    .as_deref()
+                    .map(|m| format!("{m} "))
+                    .unwrap_or_default(),
+                r.path
+            ),
+            None => "the default route".to_string(),
+        };
+        let body = b.body();
+        let status = b.status_line();
+        Answer {
+            name,
+            headers: headers(b, b.content_type.clone(), body.len()),
+            ended: ended(&status, body.len()),
+            status,
+            body,
+        }
+    }
+}
+
+fn headers(b: &RouteBehaviour, content_type: String, length: usize) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("Content-Type".to_string(), content_type),
+        ("Content-Length".to_string(), length.to_string()),
+    ];
+    headers.extend(b.headers.iter().cloned());
+    headers
+}
+
+fn ended(status: &str, length: usize) -> String {
+    format!("returned {status} with a body of {length} bytes")
+}
+
+/// The answers of every route, in the order of `routes`, then the default's.
+pub(crate) fn answers(behaviour: &AppBehaviour) -> Arc<Vec<Answer>> {
+    let mut all: Vec<Answer> = behaviour
+        .routes
+        .iter()
+        .map(|r| Answer::new(Some(r), &r.behaviour))
+        .collect();
+    all.push(Answer::new(None, &behaviour.default));
+    Arc::new(all)
 }
 
 /// Bytes as a latin-1 string, one char per byte, as PEP 3333 decodes environ values.
@@ -497,18 +564,12 @@ impl<E: AppExecutor> App for SimApp<E> {
             .ok()
             .zip(var(&request, "REMOTE_PORT").parse::<u16>().ok())
             .map(|(ip, port)| SocketAddr::new(ip, port));
-        let (route, b) = self.behaviour.route_for(&method, &path);
-        let route = match route {
-            Some(r) => format!(
-                "route {}{}",
-                r.method
-                    .as_deref()
-                    .map(|m| format!("{m} "))
-                    .unwrap_or_default(),
-                r.path
-            ),
-            None => "the default route".to_string(),
-        };
+        let index = self.behaviour.route_index(&method, &path);
+        let b = index.map_or(&self.behaviour.default, |i| {
+            &self.behaviour.routes[i].behaviour
+        });
+        let answer = &self.answers[index.unwrap_or(self.behaviour.routes.len())];
+        let route = &answer.name;
         self.record(
             conn,
             "app_start",
@@ -571,24 +632,21 @@ impl<E: AppExecutor> App for SimApp<E> {
             );
             return Err(error);
         }
-        let (body, content_type) = if b.echo {
-            (echo(&request), "application/json".to_string())
+        let (body, headers, ended) = if b.echo {
+            let body = echo(&request);
+            let headers = headers(b, "application/json".to_string(), body.len());
+            let ended = ended(&answer.status, body.len());
+            (body, headers, ended)
         } else {
-            (b.body(), b.content_type.clone())
+            let a = answer;
+            (a.body.clone(), a.headers.clone(), a.ended.clone())
         };
-        let mut headers = vec![
-            ("Content-Type".to_string(), content_type),
-            ("Content-Length".to_string(), body.len().to_string()),
-        ];
-        headers.extend(b.headers.iter().cloned());
-        let status = b.status_line();
-        self.record(
-            conn,
-            "app_end",
-            format!("returned {status} with a body of {} bytes", body.len()),
-        );
+        self.record(conn, "app_end", ended);
         let mut parts = VecDeque::new();
-        parts.push_back(ResponsePart::Head { status, headers });
+        parts.push_back(ResponsePart::Head {
+            status: answer.status.clone(),
+            headers,
+        });
         let mut offset = 0;
         while offset < body.len() {
             let end = (offset + CHUNK_SIZE).min(body.len());

@@ -829,6 +829,7 @@ impl<E: AppExecutor> SimPython<E> {
             trace: self.trace.clone(),
             host: self.host.clone(),
             connection: None,
+            answers: app::answers(&self.behaviour),
         }
     }
 }
