@@ -1,6 +1,7 @@
 //! The `wsgilab` command: `serve` runs the real server with uWSGI's flags; `replay` runs the
 //! lab's scenarios in the simulated world and explains them.
 
+mod real;
 mod replay;
 
 use std::ffi::OsString;

@@ -33,6 +33,10 @@ struct ReplayArgs {
     /// log) to FILE instead of printing it; needs exactly one SCENARIO.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
+    /// Run the scenario for real on this machine (its files in a temporary root, the real
+    /// server, real clients on loopback, real signals) instead of in the simulation.
+    #[arg(long)]
+    real: bool,
 }
 
 /// A scenario to run: its name and text.
@@ -64,6 +68,10 @@ pub fn replay(args: &[std::ffi::OsString]) -> ExitCode {
         return ExitCode::from(2);
     }
     let summary_mode = args.scenarios.is_empty();
+    if args.real && summary_mode {
+        eprintln!("wsgilab replay: --real runs one scenario at a time: name it, e.g. wsgilab replay --real 08");
+        return ExitCode::from(2);
+    }
     let sources = if summary_mode {
         BUNDLED
             .iter()
@@ -96,7 +104,15 @@ pub fn replay(args: &[std::ffi::OsString]) -> ExitCode {
             }
         };
         let seed = args.seed.unwrap_or(scenario.seed);
-        let runs = run_scenario(&scenario, seed);
+        let (scenario, runs) = if args.real {
+            match crate::real::replay(&source.origin, scenario, seed) {
+                Ok(done) => done,
+                Err(code) => return code,
+            }
+        } else {
+            let runs = run_scenario(&scenario, seed);
+            (scenario, runs)
+        };
         let failures = expectation_failures(&scenario, &runs);
         if summary_mode {
             print_summary(&source.name, &scenario, &runs, &failures);
