@@ -32,8 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sim::scenario::client::{client_number, run_connection, ClientWorld, Plan};
 use sim::scenario::run::{RequestRecord, RunOutput};
-use sim::scenario::{parse_worker, split_command, ClientGroup, Fault, Scenario, SERVER_HOST};
+use sim::scenario::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
 use sim::trace::{Category, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -213,7 +214,7 @@ async fn drive(setup: Setup<'_>) -> Result<Outcome, String> {
         let shared = shared.clone();
         clients.push(tokio::spawn(async move {
             tokio::time::sleep_until(shared.at(plan.start)).await;
-            run_connection(&plan, addr, &shared).await;
+            run_connection(&shared, &plan, addr).await;
         }));
     }
     let mut faults = setup.faults.to_vec();
@@ -834,11 +835,62 @@ impl Shared {
     }
 }
 
-/// One client connection's plan.
-struct Plan {
-    label: String,
-    group: ClientGroup,
-    start: Duration,
+impl ClientWorld for Shared {
+    type Stream = TcpStream;
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(addr).await?;
+        // Byte by byte means byte by byte: Nagle would gather a slow client's bytes.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn local_addr(stream: &TcpStream) -> Option<SocketAddr> {
+        stream.local_addr().ok()
+    }
+
+    fn now_us(&self) -> u64 {
+        Shared::now_us(self)
+    }
+
+    fn say(&self, _host: &str, conn: Option<&str>, kind: &str, text: String) {
+        self.record_at(self.now_us(), Category::Client, None, conn, kind, text);
+    }
+
+    fn requests(&self) -> &Mutex<Vec<RequestRecord>> {
+        &self.requests
+    }
+
+    /// A SYN dropped for a full accept queue is invisible but for the time connect() took:
+    /// each retransmission it must have waited for is written down (the table's `*`).
+    fn connected(&self, record: &RequestRecord) {
+        let conn = record.conn.as_deref();
+        let took = Duration::from_micros(record.connected_us.unwrap_or(0) - record.start_us);
+        for (i, retry) in syn_retry_times().iter().enumerate() {
+            // A retransmission answered at once returns a few ms after it was sent.
+            if *retry > took + Duration::from_millis(50) {
+                break;
+            }
+            self.record_at(
+                record.start_us + retry.as_micros() as u64,
+                Category::Net,
+                None,
+                conn,
+                "syn_retry",
+                format!(
+                    "{} retransmits its SYN (attempt {}, {:.3} s after connect(); inferred: connect() took {})",
+                    conn.unwrap_or("?"),
+                    i + 2,
+                    retry.as_secs_f64(),
+                    sim::scenario::render::ms(took.as_micros() as u64)
+                ),
+            );
+        }
+    }
+
+    fn describe_target(&self, addr: SocketAddr) -> String {
+        format!(" (really {addr})")
+    }
 }
 
 /// Every client connection, numbered as the simulation numbers them, starting when the
@@ -867,38 +919,6 @@ fn plan_clients(scenario: &Scenario, sim: &RunOutput) -> Vec<Plan> {
     plans
 }
 
-fn client_number(label: &str) -> u64 {
-    label
-        .rsplit('#')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The bytes of a client's request (the simulation's, byte for byte: the scenario's host and
-/// port in `Host:`, so the server sees the same head size).
-fn request_bytes(group: &ClientGroup) -> Vec<u8> {
-    if let Some(raw) = &group.raw {
-        return raw.chars().map(|c| c as u32 as u8).collect();
-    }
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n",
-        group.method, group.path, group.to, group.port
-    );
-    for (name, value) in &group.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if let Some(body) = &group.body {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    if let Some(body) = &group.body {
-        bytes.extend_from_slice(body.as_bytes());
-    }
-    bytes
-}
-
 /// Seconds after `connect()` at which this kernel retransmits an unanswered SYN:
 /// `tcp_syn_linear_timeouts` tries 1 s apart, then doubling.
 fn syn_retry_times() -> Vec<Duration> {
@@ -920,434 +940,6 @@ fn syn_retry_times() -> Vec<Duration> {
         }
     }
     times
-}
-
-/// One client: connect, send each request, read each response, record what happened.
-async fn run_connection(plan: &Plan, addr: SocketAddr, shared: &Shared) {
-    let group = &plan.group;
-    let started = shared.now_us();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
-    let mut record = RequestRecord {
-        client: plan.label.clone(),
-        host: group.host.clone(),
-        conn: None,
-        seq: 1,
-        method: group.method.clone(),
-        path: group.path.clone(),
-        start_us: started,
-        connected_us: None,
-        sent_us: None,
-        first_byte_us: None,
-        done_us: None,
-        outcome: "unfinished".into(),
-        detail: "still waiting when the run ended".into(),
-    };
-    let push = |record: &RequestRecord| {
-        shared
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record.clone());
-    };
-    push(&record);
-    let say = |conn: Option<&str>, kind: &str, text: String| {
-        shared.record_at(
-            shared.now_us(),
-            Category::Client,
-            None,
-            conn,
-            kind,
-            format!("{}: {text}", plan.label),
-        );
-    };
-    let update = |record: &RequestRecord| {
-        let mut requests = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = requests
-            .iter_mut()
-            .find(|r| r.client == record.client && r.seq == record.seq)
-        {
-            *slot = record.clone();
-        }
-    };
-    say(
-        None,
-        "connect",
-        format!("connect() to {}:{} (really {addr})", group.to, group.port),
-    );
-    let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            finish_failed_connect(&mut record, &e, shared);
-            say(None, "outcome", record.detail.clone());
-            update(&record);
-            return;
-        }
-        Err(_) => {
-            record.done_us = Some(shared.now_us());
-            record.outcome = "gave_up".into();
-            record.detail = format!(
-                "gave up after {} ms: connect() had not returned",
-                group.timeout_ms
-            );
-            say(None, "outcome", record.detail.clone());
-            update(&record);
-            return;
-        }
-    };
-    // Byte by byte means byte by byte: Nagle would gather a slow client's bytes.
-    let _ = stream.set_nodelay(true);
-    record.conn = stream.local_addr().ok().map(|a| a.to_string());
-    record.connected_us = Some(shared.now_us());
-    update(&record);
-    let conn = record.conn.clone();
-    let conn = conn.as_deref();
-    let took = Duration::from_micros(record.connected_us.unwrap_or(0) - record.start_us);
-    // A SYN dropped for a full accept queue is invisible but for the time connect() took:
-    // each retransmission it must have waited for is written down (the table's `*`).
-    for (i, retry) in syn_retry_times().iter().enumerate() {
-        // A retransmission answered at once returns a few ms after it was sent.
-        if *retry > took + Duration::from_millis(50) {
-            break;
-        }
-        shared.record_at(
-            record.start_us + retry.as_micros() as u64,
-            Category::Net,
-            None,
-            conn,
-            "syn_retry",
-            format!(
-                "{} retransmits its SYN (attempt {}, {:.3} s after connect(); inferred: connect() took {})",
-                conn.unwrap_or("?"),
-                i + 2,
-                retry.as_secs_f64(),
-                sim::scenario::render::ms(took.as_micros() as u64)
-            ),
-        );
-    }
-    say(
-        conn,
-        "connected",
-        format!(
-            "connect() returned after {}: connected as {}",
-            sim::scenario::render::ms(took.as_micros() as u64),
-            conn.unwrap_or("?")
-        ),
-    );
-    let bytes = request_bytes(group);
-    let mut leftover = Vec::new();
-    for seq in 1..=group.requests {
-        if seq > 1 {
-            record.seq = seq;
-            record.start_us = shared.now_us();
-            record.connected_us = record.connected_us.map(|_| record.start_us);
-            record.sent_us = None;
-            record.first_byte_us = None;
-            record.done_us = None;
-            record.outcome = "unfinished".into();
-            record.detail = "still waiting when the run ended".into();
-            push(&record);
-        }
-        let request_deadline =
-            tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
-        if let Err(e) = send(&mut stream, &bytes, group.bytes_per_s).await {
-            // The server may have answered before giving up on the request (a 408, a 431):
-            // what it sent is still there to read, as curl reads it.
-            let mut early = record.clone();
-            let answered = tokio::time::timeout(
-                Duration::from_millis(100),
-                read_response(&mut stream, &mut leftover, &mut early, shared),
-            )
-            .await;
-            if matches!(answered, Ok(Ok(_))) && early.outcome.len() == 3 {
-                early.detail = format!(
-                    "{} (answered before the request was complete; then {} sending the rest)",
-                    early.detail,
-                    errno_name(&e)
-                );
-                say(conn, "outcome", early.detail.clone());
-                update(&early);
-                return;
-            }
-            record.done_us = Some(shared.now_us());
-            (record.outcome, record.detail) = io_outcome(&e, "sending the request");
-            say(conn, "outcome", record.detail.clone());
-            update(&record);
-            return;
-        }
-        record.sent_us = Some(shared.now_us());
-        update(&record);
-        say(
-            conn,
-            "sent",
-            format!(
-                "sent {} {} ({} bytes)",
-                group.method,
-                group.path,
-                bytes.len()
-            ),
-        );
-        let give_up_at = match group.disconnect_after_ms {
-            Some(ms) => {
-                request_deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
-            }
-            None => request_deadline,
-        };
-        let read = read_response(&mut stream, &mut leftover, &mut record, shared);
-        match tokio::time::timeout_at(give_up_at, read).await {
-            Ok(Ok(keep_going)) => {
-                say(conn, "outcome", record.detail.clone());
-                update(&record);
-                if !keep_going {
-                    return;
-                }
-            }
-            Ok(Err(e)) => {
-                record.done_us = Some(shared.now_us());
-                if record.first_byte_us.is_some() {
-                    record.outcome = "cut".into();
-                    record.detail = format!("the response was cut short: {}", errno_name(&e));
-                } else {
-                    (record.outcome, record.detail) = io_outcome(&e, "waiting for the response");
-                }
-                say(conn, "outcome", record.detail.clone());
-                update(&record);
-                return;
-            }
-            Err(_) => {
-                record.done_us = Some(shared.now_us());
-                if group.disconnect_after_ms.is_some()
-                    && tokio::time::Instant::now() < request_deadline
-                {
-                    record.outcome = "client_closed".into();
-                    record.detail = format!(
-                        "the client hung up {} ms after sending, before the response",
-                        group.disconnect_after_ms.unwrap_or(0)
-                    );
-                } else {
-                    record.outcome = "gave_up".into();
-                    record.detail = format!(
-                        "gave up after {} ms without a complete response",
-                        group.timeout_ms
-                    );
-                }
-                say(conn, "outcome", record.detail.clone());
-                update(&record);
-                // Dropping the stream closes the connection, as the client's exit would.
-                return;
-            }
-        }
-    }
-    let _ = stream.shutdown().await;
-}
-
-fn finish_failed_connect(record: &mut RequestRecord, e: &io::Error, shared: &Shared) {
-    record.done_us = Some(shared.now_us());
-    match e.raw_os_error() {
-        Some(111) => {
-            record.outcome = "refused".into();
-            record.detail = "connect(): ECONNREFUSED (nothing listens there)".into();
-        }
-        Some(110) => {
-            record.outcome = "timeout".into();
-            record.detail =
-                "connect(): ETIMEDOUT (every SYN retransmission went unanswered)".into();
-        }
-        _ => {
-            record.outcome = "reset".into();
-            record.detail = format!("connect(): {}", errno_name(e));
-        }
-    }
-}
-
-fn errno_name(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(104) => "ECONNRESET".into(),
-        Some(32) => "EPIPE".into(),
-        Some(110) => "ETIMEDOUT".into(),
-        Some(111) => "ECONNREFUSED".into(),
-        _ => e.to_string(),
-    }
-}
-
-fn io_outcome(e: &io::Error, during: &str) -> (String, String) {
-    match e.raw_os_error() {
-        Some(110) => ("timeout".into(), format!("ETIMEDOUT {during}")),
-        _ => ("reset".into(), format!("{} {during}", errno_name(e))),
-    }
-}
-
-/// Writes the request, all at once or `bytes_per_s` slowly.
-async fn send(stream: &mut TcpStream, bytes: &[u8], bytes_per_s: Option<u64>) -> io::Result<()> {
-    match bytes_per_s {
-        None => stream.write_all(bytes).await,
-        Some(rate) => {
-            let gap = Duration::from_micros(1_000_000 / rate.max(1));
-            let first = tokio::time::Instant::now();
-            for (i, byte) in bytes.iter().enumerate() {
-                // Paced from the first byte, so that a late wake-up does not slow the rest.
-                tokio::time::sleep_until(first + gap * i as u32).await;
-                stream.write_all(std::slice::from_ref(byte)).await?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Reads one response; whether the connection can carry another request.
-async fn read_response(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    record: &mut RequestRecord,
-    shared: &Shared,
-) -> io::Result<bool> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        if let Some((status, reason, length, keep)) = complete_response(buf) {
-            buf.drain(..length);
-            record.done_us = Some(shared.now_us());
-            record.outcome = status.to_string();
-            record.detail = format!("{status} {reason}, {length} bytes");
-            return Ok(keep);
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            record.done_us = Some(shared.now_us());
-            if buf.is_empty() {
-                record.outcome = "no_response".into();
-                record.detail = "the connection closed without a response".into();
-            } else if let Some((status, reason, eof_framed)) = head_of(buf) {
-                // A response without a length ends with the connection.
-                if eof_framed {
-                    record.outcome = status.to_string();
-                    record.detail = format!("{status} {reason}, {} bytes", buf.len());
-                } else {
-                    record.outcome = "cut".into();
-                    record.detail =
-                        format!("{status} {reason} cut short after {} bytes", buf.len());
-                }
-                buf.clear();
-            } else {
-                record.outcome = "cut".into();
-                record.detail = format!("{} bytes that are not a whole response head", buf.len());
-                buf.clear();
-            }
-            return Ok(false);
-        }
-        if record.first_byte_us.is_none() {
-            record.first_byte_us = Some(shared.now_us());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// A response head, parsed: what the clients need of it.
-struct Head {
-    status: u16,
-    reason: String,
-    /// HTTP/1.0: the connection closes after the response unless told otherwise.
-    http10: bool,
-    headers: Vec<(String, String)>,
-    /// The head's length, blank line included.
-    len: usize,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_ascii_lowercase())
-    }
-}
-
-/// A complete response head at the start of `buf` (`HTTP/1.x NNN reason`, headers, blank line).
-fn parse_head(buf: &[u8]) -> Option<Head> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let text = String::from_utf8_lossy(&buf[..end]);
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next()?;
-    let (version, rest) = status_line.split_once(' ')?;
-    let version_minor = version.strip_prefix("HTTP/1.")?;
-    let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-    let status = code.parse().ok().filter(|c| (100..1000).contains(c))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Some(Head {
-        status,
-        reason: reason.to_string(),
-        http10: version_minor == "0",
-        headers,
-        len: end + 4,
-    })
-}
-
-/// A response head's status, reason, and whether its body ends with the connection.
-fn head_of(buf: &[u8]) -> Option<(u16, String, bool)> {
-    let head = parse_head(buf)?;
-    let framed = head.header("content-length").is_some()
-        || head
-            .header("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"));
-    Some((head.status, head.reason.clone(), !framed))
-}
-
-/// A whole response at the start of `buf`: (status, reason, its length, keep-alive).
-fn complete_response(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
-    let head = parse_head(buf)?;
-    let status = head.status;
-    if (100..200).contains(&status) {
-        return None;
-    }
-    let chunked = head
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"));
-    let length = head
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
-    let close = match head.header("connection") {
-        Some(v) => v.contains("close"),
-        None => head.http10,
-    };
-    let body_len = if chunked {
-        chunked_length(&buf[head.len..])?
-    } else if let Some(length) = length {
-        if buf.len() < head.len + length {
-            return None;
-        }
-        length
-    } else if status == 204 || status == 304 {
-        0
-    } else {
-        return None;
-    };
-    Some((status, head.reason, head.len + body_len, !close))
-}
-
-/// The length of a complete chunked body at the start of `body`.
-fn chunked_length(body: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let line_end = body[at..].windows(2).position(|w| w == b"\r\n")? + at;
-        let size_text = String::from_utf8_lossy(&body[at..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        at = line_end + 2;
-        if size == 0 {
-            loop {
-                let end = body[at..].windows(2).position(|w| w == b"\r\n")? + at;
-                let empty = end == at;
-                at = end + 2;
-                if empty {
-                    return Some(at);
-                }
-            }
-        }
-        if body.len() < at + size + 2 {
-            return None;
-        }
-        at += size + 2;
-    }
 }
 
 #[cfg(test)]

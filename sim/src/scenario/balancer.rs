@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::run::complete_response;
+use super::client::complete_response;
 use crate::net::{SimNet, SimStream};
 use crate::procs::utc;
 use crate::trace::{now, Category, Trace};

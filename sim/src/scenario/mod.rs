@@ -4,6 +4,7 @@
 //! explanation derived from the trace ([`explain`]). `scenarios/README.md` documents the format.
 
 pub mod balancer;
+pub mod client;
 pub mod explain;
 pub mod html;
 pub mod render;

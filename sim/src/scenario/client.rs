@@ -1,0 +1,501 @@
+//! A scenario's client, written once for both worlds: the simulated one (`run`) and the real
+//! one (`wsgilab replay --real`). It connects, sends its requests (all at once or slowly), reads
+//! each response by its framing, hangs up or gives up when the scenario says so, and writes
+//! down what it saw — when it started, when `connect()` returned, when the first byte and the
+//! whole response came, and how it ended — as a [`RequestRecord`] and as Client events.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::run::RequestRecord;
+use super::ClientGroup;
+
+/// What a client needs from the world it runs in.
+pub trait ClientWorld {
+    type Stream: AsyncRead + AsyncWrite + Unpin;
+
+    fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> impl std::future::Future<Output = io::Result<Self::Stream>>;
+
+    fn local_addr(stream: &Self::Stream) -> Option<SocketAddr>;
+
+    /// Microseconds since the run's start.
+    fn now_us(&self) -> u64;
+
+    /// Writes down an event the client saw (on `host`, about connection `conn`).
+    fn say(&self, host: &str, conn: Option<&str>, kind: &str, text: String);
+
+    /// Where the clients' records are kept.
+    fn requests(&self) -> &Mutex<Vec<RequestRecord>>;
+
+    /// `connect()` returned: what this world can add (the real one infers SYN retries).
+    fn connected(&self, _record: &RequestRecord) {}
+
+    /// What to add after the scenario's name for the target (the real address, for real).
+    fn describe_target(&self, _addr: SocketAddr) -> String {
+        String::new()
+    }
+}
+
+/// One client connection's plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// `client#3`: the group's name and the client's number in the run.
+    pub label: String,
+    pub group: ClientGroup,
+    /// When it starts, from the start of the run.
+    pub start: Duration,
+}
+
+/// The number in a client's label (`client#3` → 3), for sorting.
+pub fn client_number(label: &str) -> u64 {
+    label
+        .rsplit('#')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The bytes of a client's request: the scenario's `raw`, or a request as curl sends it.
+pub fn request_bytes(group: &ClientGroup) -> Vec<u8> {
+    if let Some(raw) = &group.raw {
+        return raw.chars().map(|c| c as u32 as u8).collect();
+    }
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n",
+        group.method, group.path, group.to, group.port
+    );
+    for (name, value) in &group.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = &group.body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    if let Some(body) = &group.body {
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    bytes
+}
+
+/// One client: connect, send each request, read each response, record what happened.
+pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: SocketAddr) {
+    let group = &plan.group;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
+    let mut record = RequestRecord {
+        client: plan.label.clone(),
+        host: group.host.clone(),
+        conn: None,
+        seq: 1,
+        method: group.method.clone(),
+        path: group.path.clone(),
+        start_us: world.now_us(),
+        connected_us: None,
+        sent_us: None,
+        first_byte_us: None,
+        done_us: None,
+        outcome: "unfinished".into(),
+        detail: "still waiting when the run ended".into(),
+    };
+    let push = |record: &RequestRecord| {
+        world
+            .requests()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+    };
+    // Recorded before the attempt, so that a run cut short still lists it.
+    push(&record);
+    let say = |conn: Option<&str>, kind: &str, text: String| {
+        world.say(&group.host, conn, kind, format!("{}: {text}", plan.label));
+    };
+    say(
+        None,
+        "connect",
+        format!(
+            "connect() to {}:{}{}",
+            group.to,
+            group.port,
+            world.describe_target(server)
+        ),
+    );
+    let update = |record: &RequestRecord| {
+        let mut requests = world.requests().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = requests
+            .iter_mut()
+            .find(|r| r.client == record.client && r.seq == record.seq)
+        {
+            *slot = record.clone();
+        }
+    };
+    let connected = tokio::time::timeout_at(deadline, world.connect(server)).await;
+    let mut stream = match connected {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            finish_failed_connect(&mut record, &e, world.now_us());
+            say(None, "outcome", record.detail.clone());
+            update(&record);
+            return;
+        }
+        Err(_) => {
+            record.done_us = Some(world.now_us());
+            record.outcome = "gave_up".into();
+            record.detail = format!(
+                "gave up after {} ms: connect() had not returned",
+                group.timeout_ms
+            );
+            say(None, "outcome", record.detail.clone());
+            update(&record);
+            return;
+        }
+    };
+    record.conn = W::local_addr(&stream).map(|a| a.to_string());
+    record.connected_us = Some(world.now_us());
+    update(&record);
+    let conn = record.conn.clone();
+    let conn = conn.as_deref();
+    world.connected(&record);
+    say(
+        conn,
+        "connected",
+        format!(
+            "connect() returned after {}: connected as {}",
+            crate::scenario::render::ms(record.connected_us.unwrap_or(0) - record.start_us),
+            conn.unwrap_or("?")
+        ),
+    );
+    let bytes = request_bytes(group);
+    let mut leftover = Vec::new();
+    for seq in 1..=group.requests {
+        if seq > 1 {
+            record.seq = seq;
+            record.start_us = world.now_us();
+            record.connected_us = record.connected_us.map(|_| record.start_us);
+            record.sent_us = None;
+            record.first_byte_us = None;
+            record.done_us = None;
+            record.outcome = "unfinished".into();
+            record.detail = "still waiting when the run ended".into();
+            push(&record);
+        }
+        let request_deadline =
+            tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
+        if let Err(e) = send(&mut stream, &bytes, group.bytes_per_s).await {
+            // The server may have answered before giving up on the request (a 408, a 431):
+            // what it sent is still there to read, as curl reads it.
+            let mut early = record.clone();
+            let answered = tokio::time::timeout(
+                Duration::from_millis(100),
+                read_response(world, &mut stream, &mut leftover, &mut early),
+            )
+            .await;
+            if matches!(answered, Ok(Ok(_))) && early.outcome.len() == 3 {
+                early.detail = format!(
+                    "{} (answered before the request was complete; then {} sending the rest)",
+                    early.detail,
+                    errno_name(&e)
+                );
+                say(conn, "outcome", early.detail.clone());
+                update(&early);
+                return;
+            }
+            record.done_us = Some(world.now_us());
+            (record.outcome, record.detail) = io_outcome(&e, "sending the request");
+            say(conn, "outcome", record.detail.clone());
+            update(&record);
+            return;
+        }
+        record.sent_us = Some(world.now_us());
+        update(&record);
+        say(
+            conn,
+            "sent",
+            format!(
+                "sent {} {} ({} bytes)",
+                group.method,
+                group.path,
+                bytes.len()
+            ),
+        );
+        let give_up_at = match group.disconnect_after_ms {
+            Some(ms) => {
+                request_deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
+            }
+            None => request_deadline,
+        };
+        let read = read_response(world, &mut stream, &mut leftover, &mut record);
+        match tokio::time::timeout_at(give_up_at, read).await {
+            Ok(Ok(keep_going)) => {
+                say(conn, "outcome", record.detail.clone());
+                update(&record);
+                if !keep_going {
+                    return;
+                }
+            }
+            Ok(Err(e)) => {
+                record.done_us = Some(world.now_us());
+                if record.first_byte_us.is_some() {
+                    record.outcome = "cut".into();
+                    record.detail = format!("the response was cut short: {}", errno_name(&e));
+                } else {
+                    (record.outcome, record.detail) = io_outcome(&e, "waiting for the response");
+                }
+                say(conn, "outcome", record.detail.clone());
+                update(&record);
+                return;
+            }
+            Err(_) => {
+                record.done_us = Some(world.now_us());
+                if group.disconnect_after_ms.is_some()
+                    && tokio::time::Instant::now() < request_deadline
+                {
+                    record.outcome = "client_closed".into();
+                    record.detail = format!(
+                        "the client hung up {} ms after sending, before the response",
+                        group.disconnect_after_ms.unwrap_or(0)
+                    );
+                } else {
+                    record.outcome = "gave_up".into();
+                    record.detail = format!(
+                        "gave up after {} ms without a complete response",
+                        group.timeout_ms
+                    );
+                }
+                say(conn, "outcome", record.detail.clone());
+                update(&record);
+                // Dropping the stream closes the connection, as the client's exit would.
+                return;
+            }
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+fn finish_failed_connect(record: &mut RequestRecord, e: &io::Error, now_us: u64) {
+    record.done_us = Some(now_us);
+    match e.raw_os_error() {
+        Some(111) => {
+            record.outcome = "refused".into();
+            record.detail = "connect(): ECONNREFUSED (nothing listens there)".into();
+        }
+        Some(110) => {
+            record.outcome = "timeout".into();
+            record.detail =
+                "connect(): ETIMEDOUT (every SYN retransmission went unanswered)".into();
+        }
+        _ => {
+            record.outcome = "reset".into();
+            record.detail = format!("connect(): {}", errno_name(e));
+        }
+    }
+}
+
+fn errno_name(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(104) => "ECONNRESET".into(),
+        Some(32) => "EPIPE".into(),
+        Some(110) => "ETIMEDOUT".into(),
+        Some(111) => "ECONNREFUSED".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn io_outcome(e: &io::Error, during: &str) -> (String, String) {
+    match e.raw_os_error() {
+        Some(110) => ("timeout".into(), format!("ETIMEDOUT {during}")),
+        _ => ("reset".into(), format!("{} {during}", errno_name(e))),
+    }
+}
+
+/// Writes the request, all at once or `bytes_per_s` slowly.
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    bytes_per_s: Option<u64>,
+) -> io::Result<()> {
+    match bytes_per_s {
+        None => stream.write_all(bytes).await,
+        Some(rate) => {
+            let gap = Duration::from_micros(1_000_000 / rate.max(1));
+            let first = tokio::time::Instant::now();
+            for (i, byte) in bytes.iter().enumerate() {
+                // Paced from the first byte, so that a late wake-up does not slow the rest.
+                tokio::time::sleep_until(first + gap * i as u32).await;
+                stream.write_all(std::slice::from_ref(byte)).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads one response; whether the connection can carry another request.
+async fn read_response<W: ClientWorld>(
+    world: &W,
+    stream: &mut W::Stream,
+    buf: &mut Vec<u8>,
+    record: &mut RequestRecord,
+) -> io::Result<bool> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(done) = complete_response(buf) {
+            let (status, reason, length, keep) = done;
+            buf.drain(..length);
+            record.done_us = Some(world.now_us());
+            record.outcome = status.to_string();
+            record.detail = format!("{status} {reason}, {length} bytes");
+            return Ok(keep);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            record.done_us = Some(world.now_us());
+            if buf.is_empty() {
+                record.outcome = "no_response".into();
+                record.detail = "the connection closed without a response".into();
+            } else if let Some((status, reason)) = status_of(buf) {
+                // A response without a length ends with the connection.
+                if framing_is_eof(buf) {
+                    record.outcome = status.to_string();
+                    record.detail = format!("{status} {reason}, {} bytes", buf.len());
+                } else {
+                    record.outcome = "cut".into();
+                    record.detail =
+                        format!("{status} {reason} cut short after {} bytes", buf.len());
+                }
+                buf.clear();
+            } else {
+                record.outcome = "cut".into();
+                record.detail = format!("{} bytes that are not a whole response head", buf.len());
+                buf.clear();
+            }
+            return Ok(false);
+        }
+        if record.first_byte_us.is_none() {
+            record.first_byte_us = Some(world.now_us());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn status_of(buf: &[u8]) -> Option<(u16, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => Some((
+            response.code.unwrap_or(0),
+            response.reason.unwrap_or("").to_string(),
+        )),
+        _ => None,
+    }
+}
+
+fn framing_is_eof(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    if response.parse(buf).is_err() {
+        return false;
+    }
+    !response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-length")
+            || (h.name.eq_ignore_ascii_case("transfer-encoding")
+                && String::from_utf8_lossy(h.value)
+                    .to_ascii_lowercase()
+                    .contains("chunked"))
+    })
+}
+
+/// A whole response at the start of `buf`: (status, reason, its length, keep-alive).
+pub fn complete_response(buf: &[u8]) -> Option<(u16, String, usize, bool)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let status = response.code.unwrap_or(0);
+    let reason = response.reason.unwrap_or("").to_string();
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = response.version == Some(0);
+    for h in response.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).trim().to_ascii_lowercase();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = value.parse::<usize>().ok();
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.contains("chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close = value.contains("close");
+        }
+    }
+    if (100..200).contains(&status) {
+        return None;
+    }
+    let body_len = if chunked {
+        chunked_length(&buf[head_len..])?
+    } else if let Some(length) = length {
+        if buf.len() < head_len + length {
+            return None;
+        }
+        length
+    } else if status == 204 || status == 304 {
+        0
+    } else {
+        // Ends with the connection.
+        return None;
+    };
+    Some((status, reason, head_len + body_len, !close))
+}
+
+/// The length of a complete chunked body at the start of `body`.
+fn chunked_length(body: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let line_end = body[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        let size_text = String::from_utf8_lossy(&body[at..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let end = body[at..].windows(2).position(|w| w == b"\r\n")? + at;
+                let empty = end == at;
+                at = end + 2;
+                if empty {
+                    return Some(at);
+                }
+            }
+        }
+        if body.len() < at + size + 2 {
+            return None;
+        }
+        at += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_framed_by_length_chunks_or_not_at_all() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1";
+        assert_eq!(complete_response(r), Some((200, "OK".into(), 40, true)));
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
+        assert_eq!(
+            complete_response(r).map(|c| (c.2, c.3)),
+            Some((r.len(), false))
+        );
+        assert_eq!(complete_response(b"HTTP/1.1 200 OK\r\n\r\nabc"), None);
+        assert!(framing_is_eof(b"HTTP/1.1 200 OK\r\n\r\nabc"));
+        assert_eq!(
+            complete_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"),
+            None
+        );
+    }
+}
