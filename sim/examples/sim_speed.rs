@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use sim::files::FileTree;
 use sim::net::{SimNet, SimStream, Sysctls};
 use sim::python::{Route, RouteBehaviour};
 use sim::trace::Trace;
@@ -72,30 +71,15 @@ fn options() -> Result<Options, String> {
 }
 
 fn server_setup() -> ServerSetup {
-    let mut files = FileTree::new();
-    files.add_file(
-        "/srv/app/hello.py",
-        "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello, World!']\n",
-    );
-    let mut setup = ServerSetup {
-        files,
-        cwd: "/srv/app".into(),
-        args: [
-            "--master",
-            "--processes",
-            "4",
-            "--http11-socket",
-            ":8000",
-            "--wsgi-file",
-            "hello.py",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        ..ServerSetup::default()
-    };
-    setup.app.default.body = Some("Hello, World!".into());
-    setup.app.default.content_type = "text/plain".into();
+    let mut setup = ServerSetup::hello_world(&[
+        "--master",
+        "--processes",
+        "4",
+        "--http11-socket",
+        ":8000",
+        "--wsgi-file",
+        "hello.py",
+    ]);
     setup.app.routes.push(Route {
         path: "/db".into(),
         method: None,

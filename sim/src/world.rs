@@ -32,6 +32,28 @@ pub struct ServerSetup {
     pub args: Vec<String>,
 }
 
+/// The hello-world app at `/srv/app/hello.py`.
+pub const HELLO_SOURCE: &str = "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello, World!']\n";
+
+impl ServerSetup {
+    /// A machine with the hello-world app in `/srv/app/hello.py` — its source, and what it does
+    /// declared beside it, since the model does not run Python — and `args` typed in
+    /// `/srv/app`.
+    pub fn hello_world(args: &[&str]) -> ServerSetup {
+        let mut files = FileTree::new();
+        files.add_file("/srv/app/hello.py", HELLO_SOURCE);
+        let mut setup = ServerSetup {
+            files,
+            cwd: "/srv/app".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..ServerSetup::default()
+        };
+        setup.app.default.body = Some("Hello, World!".into());
+        setup.app.default.content_type = "text/plain".into();
+        setup
+    }
+}
+
 /// Runs the server process on the current turmoil host (named `net.host()`) until it exits;
 /// its exit status. The host's machine is returned through `on_machine` as soon as it exists,
 /// for faults (kills) and inspection.

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use sim::files::FileTree;
 use sim::net::{SimNet, Sysctls};
 use sim::python::{Route, RouteBehaviour};
 use sim::trace::{Category, Event, Trace};
@@ -15,28 +14,18 @@ use sim::world::{run_server, ServerSetup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn setup(args: &[&str]) -> ServerSetup {
-    let mut files = FileTree::new();
-    files.add_file(
-        "/srv/app/hello.py",
-        "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello, World!']\n",
-    );
-    let mut setup = ServerSetup {
-        files,
-        cwd: "/srv/app".into(),
-        args: [
-            "--http-socket",
-            ":8000",
-            "--wsgi-file",
-            "hello.py",
-            "--master",
-        ]
-        .iter()
-        .chain(args)
-        .map(|s| s.to_string())
-        .collect(),
-        ..ServerSetup::default()
-    };
-    setup.app.default.body = Some("Hello, World!".into());
+    let typed: Vec<&str> = [
+        "--http-socket",
+        ":8000",
+        "--wsgi-file",
+        "hello.py",
+        "--master",
+    ]
+    .iter()
+    .chain(args)
+    .copied()
+    .collect();
+    let mut setup = ServerSetup::hello_world(&typed);
     // Every request waits on "the database" long enough for two workers to overlap.
     setup.app.routes.push(Route {
         path: "/query".into(),

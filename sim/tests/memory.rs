@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use sim::files::FileTree;
 use sim::net::{SimNet, Sysctls};
 use sim::procs::Machine;
 use sim::python::{Route, RouteBehaviour};
@@ -18,27 +17,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const MB: u64 = 1 << 20;
 
 fn leaking(args: &[&str], leak: u64) -> ServerSetup {
-    let mut files = FileTree::new();
-    files.add_file(
-        "/srv/app/app.py",
-        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n",
-    );
-    let mut setup = ServerSetup {
-        files,
-        cwd: "/srv/app".into(),
-        args: [
-            "--http-socket",
-            ":8000",
-            "--wsgi-file",
-            "app.py",
-            "--master",
-        ]
-        .iter()
-        .chain(args)
-        .map(|s| s.to_string())
-        .collect(),
-        ..ServerSetup::default()
-    };
+    let typed: Vec<&str> = [
+        "--http-socket",
+        ":8000",
+        "--wsgi-file",
+        "hello.py",
+        "--master",
+    ]
+    .iter()
+    .chain(args)
+    .copied()
+    .collect();
+    let mut setup = ServerSetup::hello_world(&typed);
     setup.app.routes.push(Route {
         path: "/grow".into(),
         method: None,

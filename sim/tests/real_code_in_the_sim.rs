@@ -4,28 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use sim::files::FileTree;
 use sim::net::{SimNet, Sysctls};
 use sim::trace::{Category, Event, Trace};
 use sim::world::{run_server, ServerSetup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn setup(args: &[&str]) -> ServerSetup {
-    let mut files = FileTree::new();
-    files.add_file(
-        "/srv/app/hello.py",
-        "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello, World!']\n",
-    );
-    let mut setup = ServerSetup {
-        files,
-        cwd: "/srv/app".into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..ServerSetup::default()
-    };
-    // What the app does is declared beside its source (the model does not run Python).
-    setup.app.default.body = Some("Hello, World!".into());
-    setup.app.default.content_type = "text/plain".into();
-    setup
+    ServerSetup::hello_world(args)
 }
 
 /// Runs the server and `clients` GETs of `/`, each on its own connection, `gap` apart; the
