@@ -7,34 +7,12 @@ use serde_json::Value;
 use super::test_support::{outcome_all_splits, Outcome};
 use super::{Header, HttpError, Limits, RequestParser};
 
+include!("../../../tests/common/gunicorn_tables.rs");
+
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/corpus/gunicorn-requests.json"
 );
-
-/// Cases run under gunicorn options that wsgilab has no equivalent for.
-const SKIPPED: &[(&str, &str)] = &[
-    ("valid/028", "strip_header_spaces: gunicorn's lenient mode; wsgilab always refuses whitespace before ':' (invalid/020)"),
-    ("valid/031compat", "casefold_http_method: gunicorn upper-cases the method; wsgilab passes it on as sent"),
-    ("valid/040", "gunicorn's default header_map=drop discards names with '_'; wsgilab's parser keeps every field (valid/040_compat) and leaves CGI-name collisions to the environ"),
-    ("valid/compat_obs_fold", "permit_obsolete_folding: wsgilab always refuses obs-fold (RFC 9112 §5.2; invalid/obs_fold_01)"),
-    ("valid/compat_obs_fold_huge", "permit_obsolete_folding: wsgilab always refuses obs-fold (RFC 9112 §5.2)"),
-    ("valid/pp_01", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("valid/pp_02", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("valid/pp_03", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("valid/pp_04", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("valid/pp_05", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("invalid/pp_01", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("invalid/pp_02", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("invalid/pp_03", "proxy_protocol: wsgilab does not speak the PROXY protocol"),
-    ("invalid/010", "limit_request_field_size=10: a per-field limit; wsgilab has one limit for the whole head (--buffer-size)"),
-    ("invalid/011", "limit_request_fields=2: wsgilab's field count limit is fixed (100)"),
-    ("invalid/012", "limit_request_field_size=98: a per-field limit; wsgilab has one limit for the whole head (--buffer-size)"),
-    ("invalid/013", "limit_request_field_size=14 with permit_obsolete_folding: neither exists in wsgilab"),
-    ("invalid/019", "forwarded_allow_ips: X-Forwarded-* consistency is not the parser's business"),
-    ("invalid/040", "header_map=refuse: wsgilab keeps names with '_' (see valid/040)"),
-    ("invalid/chunked_07", "header_map=refuse: wsgilab keeps names with '_' (see valid/040)"),
-];
 
 /// Cases whose gunicorn options translate into wsgilab's behaviour: (name, --buffer-size, why).
 const MAPPED: &[(&str, usize, &str)] = &[
@@ -43,23 +21,6 @@ const MAPPED: &[(&str, usize, &str)] = &[
     ("valid/031compat2", 4096, "permit_unconventional_http_method: wsgilab accepts any RFC 9110 token as a method anyway"),
     ("valid/040_compat", 4096, "header_map=dangerous keeps names with '_', as wsgilab's parser always does"),
     ("invalid/limit_header_default_01", 4096, "limit_request_field_size=0 means gunicorn's default; wsgilab's default --buffer-size"),
-];
-
-/// Where wsgilab answers differently from gunicorn, on the RFC's side: (name, status we
-/// answer or `None` where we accept what gunicorn refuses, why).
-const RFC_DISAGREEMENTS: &[(&str, Option<u16>, &str)] = &[
-    ("valid/009", Some(400), "Transfer-Encoding with Content-Length: refused (RFC 9112 §6.1 allows it; the classic smuggling setup)"),
-    ("valid/025", Some(501), "gzip transfer coding: wsgilab does not decode it, so cannot find the body (RFC 9112 §6.1); gunicorn passes gzip bytes on undecoded"),
-    ("valid/025_line", Some(501), "gzip transfer coding: not decoded by wsgilab (RFC 9112 §6.1)"),
-    ("valid/rfc9112_smuggle_gzip_chunked_01", Some(501), "gzip transfer coding: not decoded by wsgilab (RFC 9112 §6.1)"),
-    ("valid/029", Some(501), "identity is not a transfer coding since RFC 7230 (reserved in the registry); nginx answers 501 too"),
-    ("valid/030", Some(501), "identity is not a transfer coding since RFC 7230 (reserved in the registry)"),
-    ("valid/rfc9112_smuggle_te_identity_chunked_01", Some(501), "identity is not a transfer coding since RFC 7230 (reserved in the registry)"),
-    ("valid/rfc9112_target_authority_connect_01", Some(501), "CONNECT: wsgilab is not a proxy and opens no tunnels (RFC 9110 §9.3.6, §15.6.2)"),
-    ("valid/rfc9112_target_authority_ipv6_01", Some(501), "CONNECT: wsgilab is not a proxy and opens no tunnels (RFC 9110 §9.3.6, §15.6.2)"),
-    ("valid/099", Some(400), "the body is 8599 of the 17914 bytes its Content-Length announces: closing mid-body leaves an incomplete request (RFC 9112 §8); what did arrive is checked"),
-    ("invalid/003c", None, "'-bl' is a valid RFC 9110 method token; whether the app knows it is the app's business (405/501)"),
-    ("invalid/rfc9112_smuggle_cl_list_form_01", None, "'Content-Length: 5, 5' may be accepted as 5 (RFC 9110 §8.6), and wsgilab does"),
 ];
 
 const NO_HOST: &str =
@@ -112,7 +73,11 @@ fn gunicorn_corpus() {
     let mut tally = Tally::default();
     for case in cases {
         let name = case["name"].as_str().expect("name");
-        if let Some((_, reason)) = SKIPPED.iter().find(|(n, _)| *n == name) {
+        if let Some((_, reason)) = SKIPPED
+            .iter()
+            .chain(RUN_THOUGH_SKIPPED_BY_THE_PARSER_TEST)
+            .find(|(n, _)| *n == name)
+        {
             eprintln!("skipped {name}: {reason}");
             tally.skipped += 1;
             continue;
