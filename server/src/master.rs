@@ -25,6 +25,10 @@ use crate::worker::{worker_process, WorkerSpec};
 /// Set in the environment of a master that re-executed itself for a reload.
 pub const REEXECUTED_ENV: &str = "WSGILAB_REEXECUTED";
 
+/// What [`Master::run`] returns when the master's program was replaced by a simulated
+/// `exec()` (a real one never returns): not an exit status (those are 0 to 255).
+pub const REPLACED_BY_EXEC: i32 = -1;
+
 /// A worker that dies sooner than this after being spawned died "at start-up".
 const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// The longest the master waits before respawning a worker that keeps dying at start-up.
@@ -34,6 +38,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
+    /// This image of the master was replaced by exec() (simulated): it ends now.
+    Replaced,
     /// Workers are being asked (or forced) to leave; then the master exits, or re-executes
     /// itself (a preforking reload).
     Stopping {
@@ -180,6 +186,9 @@ where
                 {
                     if then == AfterStop::Reexec {
                         self.reexec();
+                        if matches!(self.phase, Phase::Replaced) {
+                            return REPLACED_BY_EXEC;
+                        }
                         continue;
                     }
                     self.procs.log("goodbye to uWSGI.");
@@ -482,7 +491,7 @@ where
                     self.no_mercy(slot);
                 }
             }
-            Phase::Stopping { .. } => {}
+            Phase::Stopping { .. } | Phase::Replaced => {}
         }
     }
 
@@ -499,6 +508,13 @@ where
                 .reexec(&[(addr, self.prepared.listener.fd())]),
             Err(e) => e,
         };
+        if error
+            .get_ref()
+            .is_some_and(|e| e.is::<crate::procs::ProgramReplaced>())
+        {
+            self.phase = Phase::Replaced;
+            return;
+        }
         self.procs.log(&format!(
             "wsgilab: cannot re-execute the master ({error}); new workers are forked from the app imported at start-up instead"
         ));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use server::config::{parse_serve_args_in, ConfigOutcome};
-use server::master::Master;
+use server::master::{Master, REEXECUTED_ENV, REPLACED_BY_EXEC};
 use server::procs::Procs;
 
 use crate::files::FileTree;
@@ -75,53 +75,22 @@ pub async fn run_server(
     let process_machine = machine.clone();
     let main = as_process(pid, async move {
         let machine = process_machine;
-        let procs = machine.procs(pid);
-        let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
-        let files = setup.files.clone();
-        let read = |path: &std::path::Path| -> io::Result<String> {
-            files
-                .read(path)
-                .map(str::to_string)
-                .ok_or_else(|| io::Error::from_raw_os_error(2))
-        };
-        let config = match parse_serve_args_in(&args, &setup.cwd, &read) {
-            Ok(ConfigOutcome::Run(config)) => config,
-            Ok(ConfigOutcome::Help(text)) => {
-                for line in text.lines() {
-                    procs.log(line);
-                }
-                return 0;
+        loop {
+            let status = run_image(&setup, &net, &trace, &machine, pid).await;
+            if status != REPLACED_BY_EXEC {
+                return exit(&machine, pid, status);
             }
-            Err(e) => {
-                procs.log(&format!("wsgilab serve: {e}"));
-                return exit(&machine, pid, 1);
-            }
-        };
-        let mut python = SimPython::new(
-            setup.python.clone(),
-            setup.files.clone(),
-            Arc::new(procs.clone()),
-            machine.executor(),
-        )
-        .with_behaviour(setup.app.clone())
-        .with_trace(trace.clone(), &host);
-        let prepared = match server::serve::prepare(&config, &net, &procs, &mut python) {
-            Ok(prepared) => prepared,
-            Err(status) => return exit(&machine, pid, status),
-        };
-        let status = if prepared.master_mode {
-            let supervisor = SimSupervisor::new(machine.clone(), pid);
-            match Master::new(&config, &net, &procs, &supervisor, &python, &prepared) {
-                Ok(mut master) => master.run().await,
-                Err(e) => {
-                    procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
-                    1
-                }
-            }
-        } else {
-            server::serve::serve(&prepared, &net, &procs, &python).await
-        };
-        exit(&machine, pid, status)
+            // uWSGI's "binary reloading": the same program, pid and command line, with the
+            // listening sockets kept open; it starts from the top, banner and import included.
+            machine.trace.record(
+                &machine.host,
+                Some(pid),
+                Category::Proc,
+                "exec",
+                format!("pid {pid} re-executes itself (exec): same pid, same command line, the listening socket kept open"),
+            );
+            machine.set_env(pid, REEXECUTED_ENV, "1");
+        }
     });
     // The process's main task, so that a signal that kills the process stops it too.
     let task = tokio::task::spawn_local(main);
@@ -130,6 +99,63 @@ pub async fn run_server(
         Ok(status) => status,
         // Killed: the shell's `$?` for a death by signal.
         Err(_) => 128 + machine.death_signal(pid).unwrap_or(9),
+    }
+}
+
+/// One image of the `wsgilab serve` program, from its command line to its exit status (or
+/// [`REPLACED_BY_EXEC`]).
+async fn run_image(
+    setup: &ServerSetup,
+    net: &SimNet,
+    trace: &Trace,
+    machine: &Machine,
+    pid: u32,
+) -> i32 {
+    let procs = machine.procs(pid);
+    let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
+    let files = setup.files.clone();
+    let read = |path: &std::path::Path| -> io::Result<String> {
+        files
+            .read(path)
+            .map(str::to_string)
+            .ok_or_else(|| io::Error::from_raw_os_error(2))
+    };
+    let config = match parse_serve_args_in(&args, &setup.cwd, &read) {
+        Ok(ConfigOutcome::Run(config)) => config,
+        Ok(ConfigOutcome::Help(text)) => {
+            for line in text.lines() {
+                procs.log(line);
+            }
+            return 0;
+        }
+        Err(e) => {
+            procs.log(&format!("wsgilab serve: {e}"));
+            return 1;
+        }
+    };
+    let mut python = SimPython::new(
+        setup.python.clone(),
+        setup.files.clone(),
+        Arc::new(procs.clone()),
+        machine.executor(),
+    )
+    .with_behaviour(setup.app.clone())
+    .with_trace(trace.clone(), &machine.host);
+    let prepared = match server::serve::prepare(&config, net, &procs, &mut python) {
+        Ok(prepared) => prepared,
+        Err(status) => return status,
+    };
+    if prepared.master_mode {
+        let supervisor = SimSupervisor::new(machine.clone(), pid).with_net(net.clone());
+        match Master::new(&config, net, &procs, &supervisor, &python, &prepared) {
+            Ok(mut master) => master.run().await,
+            Err(e) => {
+                procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
+                1
+            }
+        }
+    } else {
+        server::serve::serve(&prepared, net, &procs, &python).await
     }
 }
 

@@ -227,7 +227,8 @@ pub trait Supervisor {
 
     /// Replaces the master's program with a fresh copy of itself (same pid, same command
     /// line), keeping the listening sockets given (address, fd) open for it. Returns only if
-    /// that failed.
+    /// that failed — or, where the exec is simulated, with [`ProgramReplaced`]: the old image
+    /// must then end at once, and the world runs the new one.
     fn reexec(&self, keep: &[(std::net::SocketAddr, i32)]) -> io::Error;
 
     /// The next signal to the master, child exit, or worker message.
@@ -237,6 +238,19 @@ pub trait Supervisor {
     /// master; the lab draws its timeline from it.
     fn board_changed(&self, _statuses: &[&'static str]) {}
 }
+
+/// The "error" a simulated `exec()` returns when it worked: this image of the program is
+/// over (a real `exec()` never returns).
+#[derive(Debug)]
+pub struct ProgramReplaced;
+
+impl std::fmt::Display for ProgramReplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the program was replaced by exec()")
+    }
+}
+
+impl std::error::Error for ProgramReplaced {}
 
 /// A worker's end of its channel to the master.
 pub trait WorkerLink: Send + Sync {

@@ -93,6 +93,10 @@ struct Listen {
     woken: BTreeSet<u64>,
     next_waiter: u64,
     synflood_warned: bool,
+    /// Left open across an `exec()` of its process (the descriptor without close-on-exec):
+    /// dropping the old image's handles does not close it, and the new image's `bind()` of the
+    /// same address takes it over, queue and all.
+    kept_for_exec: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -558,6 +562,26 @@ impl State {
                     || addr.ip().is_unspecified()
                     || l.addr.ip() == addr.ip())
         };
+        // A socket this process kept open across its exec(): the same one, never closed.
+        if let Some((&id, l)) = self
+            .listeners
+            .iter_mut()
+            .find(|(_, l)| l.host == host && l.kept_for_exec && l.addr == addr)
+        {
+            l.kept_for_exec = false;
+            l.backlog = sys.effective_backlog(backlog);
+            let (fd, addr) = (l.fd, l.addr);
+            self.record(
+                host,
+                None,
+                "listen",
+                format!(
+                    "fd {fd} ({addr}), kept open across exec(), is the new image's listening socket: the {} connection(s) that queued meanwhile are still there",
+                    self.listeners[&id].queue.len()
+                ),
+            );
+            return Ok((id, addr, fd));
+        }
         let mut addr = addr;
         if addr.port() == 0 {
             // Linux gives bind() odd ports and keeps even ones for connect().
@@ -593,6 +617,7 @@ impl State {
                 woken: BTreeSet::new(),
                 next_waiter: 0,
                 synflood_warned: false,
+                kept_for_exec: false,
             },
         );
         self.record(host, None,
@@ -626,7 +651,25 @@ impl State {
 
     /// The last handle on a listening socket is gone: the kernel closes it. Connections in its
     /// accept queue are reset; half-open ones are forgotten.
+    /// Marks `host`'s listener on `addr` as kept open across an exec(); false if there is none.
+    pub(crate) fn keep_for_exec(&mut self, host: &str, addr: SocketAddr) -> bool {
+        match self
+            .listeners
+            .values_mut()
+            .find(|l| l.host == host && l.addr == addr)
+        {
+            Some(l) => {
+                l.kept_for_exec = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn close_listener(&mut self, id: ListenerId) {
+        if self.listeners.get(&id).is_some_and(|l| l.kept_for_exec) {
+            return;
+        }
         let Some(l) = self.listeners.remove(&id) else {
             return;
         };

@@ -139,6 +139,14 @@ impl SimNet {
             .with(|state| state.set_privileged(&host, privileged));
     }
 
+    /// Keeps this host's listening socket on `addr` open across an `exec()` of the process
+    /// that holds it (as a descriptor without close-on-exec is): the new image's `bind()` of
+    /// the same address gets the same socket back. False if nothing listens there.
+    pub fn keep_for_exec(&self, addr: SocketAddr) -> bool {
+        let host = self.host.clone();
+        self.kernel.with(|state| state.keep_for_exec(&host, addr))
+    }
+
     /// Opens a connection as a client on this host: Linux's `connect()`, which returns when the
     /// SYN-ACK arrives — possibly before the server has a place for the connection.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<SimStream> {

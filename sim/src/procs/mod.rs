@@ -255,6 +255,13 @@ impl Machine {
             .collect()
     }
 
+    /// Sets an environment variable of process `pid` (as its new image's environment).
+    pub fn set_env(&self, pid: u32, name: &str, value: &str) {
+        if let Some(p) = self.lock().processes.get_mut(&pid) {
+            p.env.insert(name.to_string(), value.to_string());
+        }
+    }
+
     pub fn is_alive(&self, pid: u32) -> bool {
         self.lock().processes.get(&pid).is_some_and(|p| p.alive)
     }
@@ -512,6 +519,8 @@ pub fn utc(unix_time: u64) -> LocalTime {
 pub struct SimSupervisor {
     machine: Machine,
     master: u32,
+    /// The host's network, whose sockets an exec() keeps open.
+    net: Option<crate::net::SimNet>,
     events_tx: mpsc::UnboundedSender<MasterEvent>,
     events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<MasterEvent>>,
     links: Mutex<BTreeMap<u32, Arc<LinkState>>>,
@@ -536,10 +545,17 @@ impl SimSupervisor {
         SimSupervisor {
             machine,
             master,
+            net: None,
             events_tx,
             events_rx: tokio::sync::Mutex::new(events_rx),
             links: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The network of the master's host, for its exec().
+    pub fn with_net(mut self, net: crate::net::SimNet) -> SimSupervisor {
+        self.net = Some(net);
+        self
     }
 
     pub fn signals(&self) -> MasterSignals {
@@ -647,11 +663,19 @@ impl Supervisor for SimSupervisor {
         }
     }
 
-    fn reexec(&self, _keep: &[(std::net::SocketAddr, i32)]) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "re-executing the master is not modelled in the simulation",
-        )
+    /// The exec() of the master: its listening sockets are kept open, and this image ends;
+    /// [`crate::world::run_server`] then runs the new one in the same process.
+    fn reexec(&self, keep: &[(std::net::SocketAddr, i32)]) -> io::Error {
+        let Some(net) = &self.net else {
+            return io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this simulated machine has no network to keep sockets open on",
+            );
+        };
+        for (addr, _) in keep {
+            net.keep_for_exec(*addr);
+        }
+        io::Error::other(server::procs::ProgramReplaced)
     }
 
     fn board_changed(&self, statuses: &[&'static str]) {
