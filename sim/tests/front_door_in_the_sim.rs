@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use gunicorn::{
-    check, check_answers, load_cases, parse_responses, pieces, plan, splits_for, End, Exchange,
-    Expect, Plan, Run, Split, Tally,
+    check, load_cases, parse_responses, pieces, plan, splits_for, End, Exchange, Expect, Plan, Run,
+    Split, Tally,
 };
 use serde_json::Value;
 use sim::files::FileTree;
@@ -53,52 +53,6 @@ const BIG: (&str, &[&str]) = ("server-big", &["--buffer-size", "32768"]);
 const DEFAULT: (&str, &[&str]) = ("server-default", &[]);
 
 const PORT: u16 = 8000;
-
-/// Where the simulated network, not the server, makes the client miss its answer. A write to a
-/// connection whose peer has already closed is answered with a RST at once, at write time
-/// (sim/src/net/kernel.rs, `poll_write`: "its kernel answers these bytes with RST"), so the
-/// RST overtakes the response and the FIN the server sent just before closing, which are still
-/// in flight; the client's read fails with ECONNRESET and it never sees them. On Linux the
-/// bytes travel to the server and its RST comes back a round trip later, after the response
-/// and the FIN, and the response stays readable. It happens to these cases when the server
-/// closes after answering while the client is still writing (split sends only): for them an
-/// exchange that ends in a reset may have fewer answers than expected, and those it has must
-/// still be right. A listed case that never needs this fails the test, so the table goes when
-/// the model is fixed.
-const RST_OVERTAKES_THE_RESPONSE: &[(&str, &str)] = &[
-    (
-        "valid/019",
-        "an HTTP/1.0 request is answered and the connection closed while the second request is still being sent",
-    ),
-    (
-        "valid/021",
-        "'Connection: Close' is answered and the connection closed while the second request is still being sent",
-    ),
-    (
-        "valid/040",
-        "an HTTP/1.0 request is answered and the connection closed while its stray trailing CRLF is still being sent",
-    ),
-    (
-        "valid/040_compat",
-        "an HTTP/1.0 request is answered and the connection closed while its stray trailing CRLF is still being sent",
-    ),
-];
-
-/// The check of [`RST_OVERTAKES_THE_RESPONSE`]: `Some` if the exchange is explained by it.
-fn cut_short_by_the_models_rst(exchange: &Exchange, expect: &Expect) -> Option<Result<(), String>> {
-    let Expect::Answers(wanted) = expect else {
-        return None;
-    };
-    if exchange.end != End::Reset {
-        return None;
-    }
-    Some(parse_responses(&exchange.received).and_then(|responses| {
-        if responses.len() >= wanted.len() {
-            return Err(format!("reset after all {} answers", responses.len()));
-        }
-        check_answers(&responses, wanted)
-    }))
-}
 
 fn setup(extra: &[&str]) -> ServerSetup {
     let mut files = FileTree::new();
@@ -387,7 +341,6 @@ fn gunicorn_corpus_whole_bytewise_and_in_random_chunks_through_the_simulated_net
                 .map_or(Vec::new(), |(_, runs)| vec![None; runs.len()])
         })
         .collect();
-    let mut tolerance_used = std::collections::BTreeSet::new();
     for (keys, outcome) in &outcomes {
         assert_eq!(keys.len(), outcome.exchanges.len(), "every job was sent");
         for (&(case, run, split), exchange) in keys.iter().zip(&outcome.exchanges) {
@@ -397,20 +350,6 @@ fn gunicorn_corpus_whole_bytewise_and_in_random_chunks_through_the_simulated_net
                 continue;
             };
             let run_plan = &runs[run];
-            let tolerated = RST_OVERTAKES_THE_RESPONSE.iter().any(|(n, _)| *n == name);
-            if tolerated {
-                match cut_short_by_the_models_rst(exchange, &run_plan.expect) {
-                    Some(Ok(())) => {
-                        tolerance_used.insert(name);
-                        continue;
-                    }
-                    Some(Err(problem)) => {
-                        failures.push(format!("{name} ({}), {split:?}: {problem}", run_plan.label));
-                        continue;
-                    }
-                    None => {}
-                }
-            }
             match check(exchange, &run_plan.expect) {
                 Ok(summary) => match &first_summary[case][run] {
                     None => first_summary[case][run] = Some(summary),
@@ -435,17 +374,6 @@ fn gunicorn_corpus_whole_bytewise_and_in_random_chunks_through_the_simulated_net
                 Ok(seen) if seen["path"] == "/still/alive" && seen["query"] == "yes" => {}
                 other => failures.push(format!("a normal request after the corpus: {other:?}")),
             }
-        }
-    }
-    for (name, why) in RST_OVERTAKES_THE_RESPONSE {
-        if tolerance_used.contains(name) {
-            eprintln!(
-                "{name}: the simulated network's early RST cut some split sends short ({why})"
-            );
-        } else if only.as_deref().is_none_or(|only| only == *name) {
-            failures.push(format!(
-                "{name} is in RST_OVERTAKES_THE_RESPONSE but was never cut short: remove it"
-            ));
         }
     }
     for (case, summaries) in first_summary.iter().enumerate() {

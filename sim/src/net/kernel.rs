@@ -1408,7 +1408,14 @@ impl State {
             return Poll::Ready(Ok(0));
         }
         let host = conn.host(side).unwrap_or_default().to_string();
-        let capacity = self.sysctls(&host).stream_buffer;
+        // A peer that has closed acknowledges nothing: only the initial send buffer's worth
+        // goes out before the writer must wait — for the RST that fails its next write.
+        let peer_gone = !conn.end(side.other()).open;
+        let capacity = if peer_gone {
+            super::sysctls::INITIAL_SEND_BUFFER.min(self.sysctls(&host).stream_buffer)
+        } else {
+            self.sysctls(&host).stream_buffer
+        };
         let conn = self.conns.get_mut(&id).expect("connection");
         let out = conn.outgoing(side);
         let room = capacity.saturating_sub(out.queued_bytes());
@@ -1429,8 +1436,11 @@ impl State {
             return Poll::Ready(Ok(n));
         }
         let peer_closed = !conn.end(side.other()).open;
-        if peer_closed {
-            // The peer's socket is gone: its kernel answers these bytes with RST.
+        // The peer's socket is gone: its kernel answers these bytes with RST. On the same host
+        // that happens inside this write; across hosts the bytes travel first and the RST
+        // comes back a round trip later (see `on_deliver`), after whatever the peer sent
+        // before it closed — a response in flight is still read.
+        if peer_closed && conn.host(side) == conn.host(side.other()) {
             let (me, peer) = (conn.addr(side), conn.addr(side.other()));
             self.record(
                 &host,
@@ -1482,8 +1492,19 @@ impl State {
             pipe.fin |= fin;
         }
         let waker = pipe.reader.take();
+        let (host, me, sender) = (
+            conn.host(to).unwrap_or_default().to_string(),
+            conn.addr(to),
+            conn.addr(to.other()),
+        );
         self.wake(waker);
         if got_data && !receiver_open {
+            self.record(
+                &host,
+                Some(if to == Side::Client { me } else { sender }),
+                "reset",
+                format!("{me} is closed: the bytes {sender} sent are answered with RST"),
+            );
             self.send_to(id, Packet::Rst(id, to.other()), to.other());
         }
     }

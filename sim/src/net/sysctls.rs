@@ -74,6 +74,10 @@ impl Default for Sysctls {
     }
 }
 
+/// `net.ipv4.tcp_wmem`'s default (16384): a new socket's send buffer. To a peer that never
+/// acknowledges (its socket is closed) no more than this goes out before `write()` blocks.
+pub const INITIAL_SEND_BUFFER: usize = 16384;
+
 /// `TCP_TIMEOUT_INIT`: the first SYN and SYN-ACK timeout.
 pub const TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// `TCP_RTO_MAX`: no retransmission timeout grows beyond this.
