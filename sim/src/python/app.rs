@@ -596,6 +596,23 @@ impl<E: AppExecutor> App for SimApp<E> {
             self.executor.cpu(Duration::from_millis(b.cpu_ms)).await;
         }
         if b.sleep_ms > 0 {
+            // On the connection shared since the fork, the wait is this process's query: it
+            // goes out after the query already on the socket has been answered.
+            let shared = _query.as_ref().map(|q| q.connection);
+            let _turn = match shared {
+                Some(connection) => Some(match connection.wire.try_lock() {
+                    Ok(turn) => turn,
+                    Err(_) => {
+                        self.record(
+                            conn,
+                            "query_waits",
+                            "waits for the query already on the shared connection to be answered: the database answers one query at a time on a connection".into(),
+                        );
+                        connection.wire.lock().await
+                    }
+                }),
+                None => None,
+            };
             self.record(
                 conn,
                 "sleep",

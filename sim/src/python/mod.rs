@@ -348,6 +348,9 @@ pub struct ImportedConnection {
     pub opener: Option<u32>,
     pub module: String,
     holders: Mutex<Holders>,
+    /// The socket itself: the server at its other end answers the queries sent on it one
+    /// after another, so a query waits while another process's is being answered.
+    pub(crate) wire: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -799,6 +802,7 @@ impl<E: AppExecutor> SimPython<E> {
                     opener: pid,
                     module: module.clone(),
                     holders: Mutex::new(Holders::default()),
+                    wire: tokio::sync::Mutex::new(()),
                 }));
             }
         }
