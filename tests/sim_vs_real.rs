@@ -86,18 +86,22 @@ const KEY_LINES: &[(&str, &[&str])] = &[
 /// Disagreements understood and not fixed: (scenario, a substring of the mismatch, why).
 /// Each must still show, or the test fails (remove the entry when the model is fixed).
 ///
-/// None at present. Two differences are inside the tolerance and worth knowing:
+/// None at present. One difference is inside the tolerance and worth knowing:
 /// - 08: the simulation lets the half-open connections in by client port, all retransmitting in
 ///   one timer tick; the real kernel in an order that changes from run to run (hence the
 ///   per-group comparison), and one of the nine SYN retries comes ~35 ms before the others.
-/// - 17 (preforking): the shared database connection serialises the workers' queries for real
-///   (a database answers one connection's queries in turn: 59, 110, 160, 211 ms), while the
-///   model lets them overlap (54, 54, 106, 106 ms).
+///
+/// (17's preforked workers' queries on the shared connection overlapped in the model while
+/// the real database answered them in turn — 59, 110, 160, 211 ms; the model now serialises
+/// them too: 54, 104, 154, 204 ms.)
 const KNOWN: &[(&str, &str, &str)] = &[];
 
-/// How far a real time may be from the simulated one.
+/// How far a real time may be from the simulated one: a quarter, and at least 300 ms. On this
+/// shared 2-core machine, with other builds running, a real 2 s sleep took 2.07 s and a
+/// graceful stop's last step came 160 ms after the model's; the lessons the scenarios time
+/// (a SYN retry's 1 s, an app's 1–2 s, harakiri's 2–3 s) stay far apart at that tolerance.
 fn tolerance(sim_us: u64) -> u64 {
-    (sim_us / 4).max(150_000)
+    (sim_us / 4).max(300_000)
 }
 
 /// How idle the machine's CPUs must be for a CPU-bound scenario's times to be compared.
