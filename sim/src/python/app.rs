@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use server::python::{App, AppError, AppResponse, ResponsePart, WsgiRequest};
 
 use super::{pid_list_words, ImportedConnection, ProcessView};
@@ -24,7 +24,7 @@ use crate::trace::{Category, Trace};
 pub const CHUNK_SIZE: usize = 64 * 1024;
 
 /// What the app does for one request.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouteBehaviour {
     /// CPU time burnt (holding the GIL), in milliseconds.
@@ -105,8 +105,8 @@ impl RouteBehaviour {
 }
 
 /// A route: requests whose path starts with `path` (and whose method is `method`, if given).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "RouteRepr")]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "RouteRepr", into = "RouteOut")]
 pub struct Route {
     pub path: String,
     pub method: Option<String>,
@@ -124,6 +124,26 @@ struct RouteRepr {
     /// Whatever the two above did not take: a typo, refused below.
     #[serde(flatten)]
     unknown: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// A route as written back (a scenario the explorer generated): the same table.
+#[derive(Serialize)]
+struct RouteOut {
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    #[serde(flatten)]
+    behaviour: RouteBehaviour,
+}
+
+impl From<Route> for RouteOut {
+    fn from(route: Route) -> RouteOut {
+        RouteOut {
+            path: route.path,
+            method: route.method,
+            behaviour: route.behaviour,
+        }
+    }
 }
 
 impl TryFrom<RouteRepr> for Route {
@@ -144,11 +164,11 @@ impl TryFrom<RouteRepr> for Route {
 }
 
 /// A signal number, written as a name (`SIGSEGV`, `SEGV`) or a number.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "SignalRepr")]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "SignalRepr", into = "SignalRepr")]
 pub struct CrashSignal(pub i32);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 enum SignalRepr {
     Number(i32),
@@ -165,6 +185,23 @@ impl TryFrom<SignalRepr> for CrashSignal {
             SignalRepr::Name(name) => signal_number(&name)
                 .map(CrashSignal)
                 .ok_or_else(|| format!("unknown signal `{name}`")),
+        }
+    }
+}
+
+/// Written back by name when it has one (`SIGSEGV`), as a person writes it.
+impl From<CrashSignal> for SignalRepr {
+    fn from(signal: CrashSignal) -> SignalRepr {
+        const NAMES: [&str; 15] = [
+            "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+            "USR2", "PIPE", "ALRM", "TERM",
+        ];
+        match usize::try_from(signal.0 - 1)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+        {
+            Some(name) => SignalRepr::Name(format!("SIG{name}")),
+            None => SignalRepr::Number(signal.0),
         }
     }
 }
@@ -194,7 +231,7 @@ pub fn signal_number(name: &str) -> Option<i32> {
 }
 
 /// The app of a scenario.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppBehaviour {
     pub routes: Vec<Route>,

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use server::procs::{ForkHooks, Procs};
 use server::python::{
     AppSource, InterpreterInfo, InterpreterSetup, LoadFailure, LoadFailureCause, Python,
@@ -49,7 +49,7 @@ use crate::trace::{Category, Trace};
 use import::{path_join, Binding, ErrKind, ImportState, Importer};
 
 /// The Python installed on the simulated machine.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PythonInstall {
     /// `sys.base_prefix`: `/usr/local` for a Python built from source.

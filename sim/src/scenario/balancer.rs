@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client::complete_response;
@@ -19,7 +19,7 @@ use crate::procs::utc;
 use crate::trace::{now, Category, Trace};
 
 /// `[balancer]` in a scenario.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalancerSpec {
     /// Its host name; clients send to it with `to = "lb"`.

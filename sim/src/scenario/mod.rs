@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::net::Sysctls;
 use crate::python::{AppBehaviour, PythonInstall};
 
 /// A whole scenario file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// One line: what the scenario shows.
@@ -83,7 +83,7 @@ fn default_linger() -> u64 {
 }
 
 /// The server machine.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MachineSection {
     /// Where the command was typed.
@@ -120,7 +120,7 @@ fn default_uid() -> u32 {
 }
 
 /// `[machine.sysctls]`: any of these, the rest as on this machine.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SysctlOverrides {
     pub somaxconn: Option<u32>,
@@ -161,7 +161,7 @@ impl SysctlOverrides {
 }
 
 /// One of several command lines run against the same workload.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
@@ -175,7 +175,7 @@ pub struct Variant {
 }
 
 /// A group of clients that behave alike.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientGroup {
     /// A label for the request table (`client`, `slow`, ...).
@@ -261,7 +261,7 @@ fn default_client_timeout() -> u64 {
 pub const SERVER_HOST: &str = "server";
 
 /// Something done to the server at a given time: a signal, as `kill` sends it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub at_ms: u64,
@@ -281,7 +281,7 @@ fn default_fault_target() -> String {
 }
 
 /// What should happen; checked after the run, a mismatch makes `replay` exit non-zero.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Outcome → how many requests end so: `"200"`, `"500"`, `refused`, `reset`,
@@ -303,7 +303,7 @@ pub struct Expect {
 }
 
 /// `exit_status = 1` or `exit_status = "running"`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum ExitExpectation {
     Code(i32),
