@@ -123,7 +123,13 @@ where
                 .first()
                 .map(|s| s.spec.clone())
                 .unwrap_or_default(),
-            board: Scoreboard::new(config.processes.max(1) as usize, 1, now, procs.unix_time()),
+            // One core per thread: a worker reports each thread's request on its own core.
+            board: Scoreboard::new(
+                config.processes.max(1) as usize,
+                config.threads.max(1) as usize,
+                now,
+                procs.unix_time(),
+            ),
             phase: Phase::Running,
             listen_queue_errors: 0,
             started: now,
