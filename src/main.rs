@@ -1,6 +1,7 @@
 //! The `wsgilab` command: `serve` runs the real server with uWSGI's flags; `replay` runs the
 //! lab's scenarios in the simulated world and explains them.
 
+mod explore;
 mod real;
 mod replay;
 
@@ -24,6 +25,8 @@ usage:
                                   (wsgilab serve --help lists the options)
   wsgilab replay [SCENARIO...]    replay scenarios in the simulated world and explain them
                                   (no SCENARIO: every bundled one; wsgilab replay --help)
+  wsgilab explore [--seeds N | --time DURATION] [--seed START]
+                                  run generated scenarios and check the lab's invariants
   wsgilab help                    this text
 ";
 
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     match command.to_str() {
         Some("serve") => serve(&args),
         Some("replay") => replay::replay(&args),
+        Some("explore") => explore::explore(&args),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
