@@ -374,6 +374,7 @@ impl App for RealApp {
     type Response = RealResponse;
 
     async fn call(&self, request: WsgiRequest) -> Result<RealResponse, AppError> {
+        keep_thread_state();
         Python::attach(|py| {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
@@ -445,6 +446,31 @@ impl App for RealApp {
                 known_remaining,
             })
         })
+    }
+}
+
+/// Gives the calling thread a Python thread state that lives as long as the thread.
+///
+/// A forked worker serves on threads CPython has never seen. Without this, every
+/// `Python::attach` on them (several per request) had `PyGILState_Ensure` create a thread
+/// state and the matching release destroy it again: a malloc'd `PyThreadState`, a `gettid`,
+/// and an mmap/munmap of its frame stack each time. With a thread state kept, attaching only
+/// takes the GIL, and detaching only releases it, exactly as on the main thread.
+fn keep_thread_state() {
+    use pyo3::ffi;
+    // SAFETY: `PyGILState_GetThisThreadState` only reads this thread's TSS slot. When it is
+    // null, this thread has no thread state, so it cannot be attached (pyo3 attaches through
+    // PyGILState_Ensure, which would have made one): Ensure then creates one and takes the GIL,
+    // and PyEval_SaveThread releases the GIL while the state stays registered for this thread
+    // (its gilstate counter stays at 1, so later PyGILState_Release calls never delete it).
+    // When it is not null (the main thread, or a thread already kept) nothing is done. The
+    // interpreter is initialised: only a loaded app calls this.
+    unsafe {
+        if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
+            return;
+        }
+        let _ = ffi::PyGILState_Ensure();
+        ffi::PyEval_SaveThread();
     }
 }
 
