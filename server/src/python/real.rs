@@ -425,6 +425,9 @@ impl App for RealApp {
                         pending: VecDeque::new(),
                         finished: true,
                         known_remaining: None,
+                        has_no_close: false,
+                        head_delivered: false,
+                        error: None,
                     };
                     let _ = response.close();
                     return Err(to_error(e));
@@ -437,14 +440,26 @@ impl App for RealApp {
             } else {
                 None
             };
-            Ok(RealResponse {
+            let mut response = RealResponse {
                 start_response,
                 iterable: iterable.unbind(),
                 iterator: Some(iterator),
                 pending: VecDeque::new(),
                 finished: false,
                 known_remaining,
-            })
+                has_no_close: known_remaining.is_some(),
+                head_delivered: false,
+                error: None,
+            };
+            // The worker asks for the first part right after this returns, with nothing in
+            // between: taking it now, while attached, saves attaching again for it. An error
+            // is kept and given where the worker would have met it.
+            match response.advance(py) {
+                Ok(Some(part)) => response.pending.push_front(part),
+                Ok(None) => {}
+                Err(error) => response.error = Some(error),
+            }
+            Ok(response)
         })
     }
 }
@@ -494,6 +509,12 @@ pub struct RealResponse {
     finished: bool,
     /// For a list or tuple: how many items are still to be taken from the iterator.
     known_remaining: Option<usize>,
+    /// An exact list or tuple: it has no `close()` to call (nor can an instance be given one).
+    has_no_close: bool,
+    /// The head went into `pending`.
+    head_delivered: bool,
+    /// Met while taking a part ahead of the worker's asking: its next part.
+    error: Option<AppError>,
 }
 
 impl RealResponse {
@@ -506,6 +527,7 @@ impl RealResponse {
             match state.head.take() {
                 Some((status, headers)) => {
                     state.head_delivered = true;
+                    self.head_delivered = true;
                     self.pending
                         .push_back(ResponsePart::Head { status, headers });
                 }
@@ -526,15 +548,10 @@ impl RealResponse {
     }
 }
 
-impl AppResponse for RealResponse {
-    async fn next_part(&mut self) -> Result<Option<ResponsePart>, AppError> {
-        if let Some(part) = self.pending.pop_front() {
-            return Ok(Some(part));
-        }
-        if self.finished {
-            return Ok(None);
-        }
-        Python::attach(|py| loop {
+impl RealResponse {
+    /// The next part, taken from the app while attached.
+    fn advance(&mut self, py: Python<'_>) -> Result<Option<ResponsePart>, AppError> {
+        loop {
             self.collect_written(py, false)?;
             if let Some(part) = self.pending.pop_front() {
                 return Ok(Some(part));
@@ -578,7 +595,30 @@ impl AppResponse for RealResponse {
                     return Ok(self.pending.pop_front());
                 }
             }
-        })
+        }
+    }
+}
+
+impl AppResponse for RealResponse {
+    async fn next_part(&mut self) -> Result<Option<ResponsePart>, AppError> {
+        if let Some(part) = self.pending.pop_front() {
+            return Ok(Some(part));
+        }
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        if self.known_remaining == Some(0) && self.head_delivered {
+            // Every item of the list or tuple has been taken and the head is out: asking the
+            // iterator would only hear StopIteration, and no Python code has run since the
+            // last part was taken (it ran on this thread, while attached), so nothing can have
+            // been written meanwhile.
+            self.finished = true;
+            return Ok(None);
+        }
+        Python::attach(|py| self.advance(py))
     }
 
     fn is_exhausted(&self) -> bool {
@@ -586,6 +626,11 @@ impl AppResponse for RealResponse {
     }
 
     fn close(self) -> Result<(), AppError> {
+        if self.has_no_close {
+            // Its references are released at the next attach (pyo3's pending decrefs), as
+            // those of any response dropped unattached.
+            return Ok(());
+        }
         Python::attach(|py| match self.iterable.bind(py).getattr_opt("close") {
             Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
                 traceback: format_exception(py, &e),
