@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyAssertionError, PyStopIteration, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -386,18 +387,26 @@ impl App for RealApp {
                 .copy()
                 .map_err(to_error)?;
             for (key, value) in &request.vars {
-                environ
-                    .set_item(key.as_str(), latin1(py, value))
-                    .map_err(to_error)?;
+                let value = latin1(py, value).map_err(to_error)?;
+                match environ_key(py, key) {
+                    Some(key) => environ.set_item(key, value),
+                    None => environ.set_item(key.as_str(), value),
+                }
+                .map_err(to_error)?;
             }
+            let scheme = match request.url_scheme {
+                "http" => intern!(py, "http"),
+                "https" => intern!(py, "https"),
+                other => &PyString::new(py, other),
+            };
             environ
-                .set_item("wsgi.url_scheme", request.url_scheme)
+                .set_item(intern!(py, "wsgi.url_scheme"), scheme)
                 .map_err(to_error)?;
             environ
-                .set_item("wsgi.multithread", request.multithread)
+                .set_item(intern!(py, "wsgi.multithread"), request.multithread)
                 .map_err(to_error)?;
             environ
-                .set_item("wsgi.multiprocess", request.multiprocess)
+                .set_item(intern!(py, "wsgi.multiprocess"), request.multiprocess)
                 .map_err(to_error)?;
             let input = Py::new(
                 py,
@@ -407,7 +416,9 @@ impl App for RealApp {
                 },
             )
             .map_err(to_error)?;
-            environ.set_item("wsgi.input", input).map_err(to_error)?;
+            environ
+                .set_item(intern!(py, "wsgi.input"), input)
+                .map_err(to_error)?;
             let start_response = Py::new(py, StartResponse::default()).map_err(to_error)?;
             let iterable = self
                 .inner
@@ -489,15 +500,74 @@ fn keep_thread_state() {
     }
 }
 
-/// PEP 3333 native strings: bytes decoded as latin-1, which never fails.
-fn latin1<'py>(py: Python<'py>, value: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(value) {
-        Ok(s) if s.is_ascii() => PyString::new(py, s),
-        _ => {
-            let s: String = value.iter().map(|&b| b as char).collect();
-            PyString::new(py, &s)
-        }
+/// PEP 3333 native strings: bytes decoded as latin-1, which never fails (only an allocation
+/// can). CPython takes one byte per character as it is, with no UTF-8 decoding.
+fn latin1<'py>(py: Python<'py>, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: attached (`py`); CPython copies `value.len()` bytes from `value`, a valid slice,
+    // and returns a new reference or null with an exception set, which from_owned_ptr_or_err
+    // turns into the PyErr. A 1-byte-kind string is a str, so the cast cannot fail.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_FromKindAndData(
+            pyo3::ffi::PyUnicode_1BYTE_KIND as std::ffi::c_int,
+            value.as_ptr().cast(),
+            value.len() as pyo3::ffi::Py_ssize_t,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
+}
+
+/// The environ key as an interned string made once per process, for the CGI variables every
+/// request has and the common headers: no string to build, hash and free per request, and
+/// the app's own lookups of these keys find them by identity. Others are built per request.
+fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyString>> {
+    macro_rules! keys {
+        ($($name:literal),* $(,)?) => {
+            match key {
+                $($name => Some(intern!(py, $name)),)*
+                _ => None,
+            }
+        };
+    }
+    keys!(
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "SERVER_PROTOCOL",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "HTTPS",
+        "HTTP_HOST",
+        "HTTP_USER_AGENT",
+        "HTTP_ACCEPT",
+        "HTTP_ACCEPT_ENCODING",
+        "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CONNECTION",
+        "HTTP_COOKIE",
+        "HTTP_REFERER",
+        "HTTP_ORIGIN",
+        "HTTP_AUTHORIZATION",
+        "HTTP_CACHE_CONTROL",
+        "HTTP_PRAGMA",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_REQUESTED_WITH",
+        "HTTP_SEC_FETCH_DEST",
+        "HTTP_SEC_FETCH_MODE",
+        "HTTP_SEC_FETCH_SITE",
+        "HTTP_SEC_FETCH_USER",
+        "HTTP_DNT",
+    )
 }
 
 /// The app's iterable, drained part by part.
