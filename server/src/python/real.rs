@@ -352,7 +352,24 @@ pub struct RealApp {
 struct AppObjects {
     callable: Py<PyAny>,
     environ_template: Py<PyDict>,
+    /// The template followed by [`EVERY_REQUEST`]'s keys (values None, every one replaced):
+    /// a copy has them in place and room for the rest, so filling it moves and grows nothing.
+    prefilled_template: Py<PyDict>,
 }
+
+/// The CGI variables every HTTP request's environ starts with, in `build_request`'s order.
+const EVERY_REQUEST: [&str; 10] = [
+    "REQUEST_METHOD",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SERVER_PROTOCOL",
+    "SCRIPT_NAME",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+];
 
 impl RealApp {
     fn new(py: Python<'_>, callable: Py<PyAny>) -> PyResult<RealApp> {
@@ -362,10 +379,16 @@ impl RealApp {
         template.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("wsgi.input_terminated", true)?;
+        let prefilled = template.copy()?;
+        for key in EVERY_REQUEST {
+            let key = environ_key(py, key).expect("an interned key");
+            prefilled.set_item(key, py.None())?;
+        }
         Ok(RealApp {
             inner: std::sync::Arc::new(AppObjects {
                 callable,
                 environ_template: template.unbind(),
+                prefilled_template: prefilled.unbind(),
             }),
         })
     }
@@ -380,12 +403,16 @@ impl App for RealApp {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
             };
-            let environ = self
-                .inner
-                .environ_template
-                .bind(py)
-                .copy()
-                .map_err(to_error)?;
+            // Requests from nginx (`--socket`) carry their variables in nginx's order: they
+            // start from the plain template, so the environ keeps that order.
+            let prefilled = request.vars.len() >= EVERY_REQUEST.len()
+                && request.vars.iter().zip(EVERY_REQUEST).all(|((k, _), e)| k == e);
+            let template = if prefilled {
+                &self.inner.prefilled_template
+            } else {
+                &self.inner.environ_template
+            };
+            let environ = template.bind(py).copy().map_err(to_error)?;
             for (key, value) in &request.vars {
                 let value = latin1(py, value).map_err(to_error)?;
                 match environ_key(py, key) {
