@@ -406,7 +406,11 @@ impl App for RealApp {
             // Requests from nginx (`--socket`) carry their variables in nginx's order: they
             // start from the plain template, so the environ keeps that order.
             let prefilled = request.vars.len() >= EVERY_REQUEST.len()
-                && request.vars.iter().zip(EVERY_REQUEST).all(|((k, _), e)| k == e);
+                && request
+                    .vars
+                    .iter()
+                    .zip(EVERY_REQUEST)
+                    .all(|((k, _), e)| k == e);
             let template = if prefilled {
                 &self.inner.prefilled_template
             } else {
