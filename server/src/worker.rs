@@ -77,6 +77,9 @@ pub struct Worker<'a, P: Procs, A: App, L: WorkerLink = NoMaster> {
     core: usize,
     /// What the worker's cores share.
     shared: Arc<WorkerShared>,
+    /// The request log's date and the second it is for: formatted once a second, not once
+    /// a request.
+    log_ctime: std::cell::RefCell<(u64, String)>,
 }
 
 /// The counters and decisions of a worker process, shared by its cores (threads).
@@ -171,6 +174,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             settings,
             core,
             shared,
+            log_ctime: std::cell::RefCell::new((u64::MAX, String::new())),
         }
     }
 
@@ -984,7 +988,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             remote_addr: conn.peer.ip().to_string(),
             vars,
             vars_bytes,
-            ctime: self.procs.now_ctime(),
+            ctime: self.log_ctime(),
             method: &head.method,
             uri: &head.target,
             body_bytes: outcome.body_bytes,
@@ -1001,6 +1005,16 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             core: self.core,
         };
         self.procs.log(&entry.line());
+    }
+
+    /// `Procs::now_ctime`, formatted again only when the second changes.
+    fn log_ctime(&self) -> String {
+        let now = self.procs.unix_time();
+        let mut cached = self.log_ctime.borrow_mut();
+        if cached.0 != now {
+            *cached = (now, self.procs.local_time(now).ctime());
+        }
+        cached.1.clone()
     }
 
     /// Writes every slice, bounded by `--socket-timeout`.

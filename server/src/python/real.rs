@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyAssertionError, PyStopIteration, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -351,7 +352,24 @@ pub struct RealApp {
 struct AppObjects {
     callable: Py<PyAny>,
     environ_template: Py<PyDict>,
+    /// The template followed by [`EVERY_REQUEST`]'s keys (values None, every one replaced):
+    /// a copy has them in place and room for the rest, so filling it moves and grows nothing.
+    prefilled_template: Py<PyDict>,
 }
+
+/// The CGI variables every HTTP request's environ starts with, in `build_request`'s order.
+const EVERY_REQUEST: [&str; 10] = [
+    "REQUEST_METHOD",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SERVER_PROTOCOL",
+    "SCRIPT_NAME",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+];
 
 impl RealApp {
     fn new(py: Python<'_>, callable: Py<PyAny>) -> PyResult<RealApp> {
@@ -361,10 +379,16 @@ impl RealApp {
         template.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
         template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         template.set_item("wsgi.input_terminated", true)?;
+        let prefilled = template.copy()?;
+        for key in EVERY_REQUEST {
+            let key = environ_key(py, key).expect("an interned key");
+            prefilled.set_item(key, py.None())?;
+        }
         Ok(RealApp {
             inner: std::sync::Arc::new(AppObjects {
                 callable,
                 environ_template: template.unbind(),
+                prefilled_template: prefilled.unbind(),
             }),
         })
     }
@@ -374,29 +398,46 @@ impl App for RealApp {
     type Response = RealResponse;
 
     async fn call(&self, request: WsgiRequest) -> Result<RealResponse, AppError> {
+        keep_thread_state();
         Python::attach(|py| {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
             };
-            let environ = self
-                .inner
-                .environ_template
-                .bind(py)
-                .copy()
-                .map_err(to_error)?;
+            // Requests from nginx (`--socket`) carry their variables in nginx's order: they
+            // start from the plain template, so the environ keeps that order.
+            let prefilled = request.vars.len() >= EVERY_REQUEST.len()
+                && request
+                    .vars
+                    .iter()
+                    .zip(EVERY_REQUEST)
+                    .all(|((k, _), e)| k == e);
+            let template = if prefilled {
+                &self.inner.prefilled_template
+            } else {
+                &self.inner.environ_template
+            };
+            let environ = template.bind(py).copy().map_err(to_error)?;
             for (key, value) in &request.vars {
-                environ
-                    .set_item(key.as_str(), latin1(py, value))
-                    .map_err(to_error)?;
+                let value = latin1(py, value).map_err(to_error)?;
+                match environ_key(py, key) {
+                    Some(key) => environ.set_item(key, value),
+                    None => environ.set_item(key.as_str(), value),
+                }
+                .map_err(to_error)?;
             }
+            let scheme = match request.url_scheme {
+                "http" => intern!(py, "http"),
+                "https" => intern!(py, "https"),
+                other => &PyString::new(py, other),
+            };
             environ
-                .set_item("wsgi.url_scheme", request.url_scheme)
+                .set_item(intern!(py, "wsgi.url_scheme"), scheme)
                 .map_err(to_error)?;
             environ
-                .set_item("wsgi.multithread", request.multithread)
+                .set_item(intern!(py, "wsgi.multithread"), request.multithread)
                 .map_err(to_error)?;
             environ
-                .set_item("wsgi.multiprocess", request.multiprocess)
+                .set_item(intern!(py, "wsgi.multiprocess"), request.multiprocess)
                 .map_err(to_error)?;
             let input = Py::new(
                 py,
@@ -406,7 +447,9 @@ impl App for RealApp {
                 },
             )
             .map_err(to_error)?;
-            environ.set_item("wsgi.input", input).map_err(to_error)?;
+            environ
+                .set_item(intern!(py, "wsgi.input"), input)
+                .map_err(to_error)?;
             let start_response = Py::new(py, StartResponse::default()).map_err(to_error)?;
             let iterable = self
                 .inner
@@ -424,6 +467,9 @@ impl App for RealApp {
                         pending: VecDeque::new(),
                         finished: true,
                         known_remaining: None,
+                        has_no_close: false,
+                        head_delivered: false,
+                        error: None,
                     };
                     let _ = response.close();
                     return Err(to_error(e));
@@ -436,27 +482,123 @@ impl App for RealApp {
             } else {
                 None
             };
-            Ok(RealResponse {
+            let mut response = RealResponse {
                 start_response,
                 iterable: iterable.unbind(),
                 iterator: Some(iterator),
                 pending: VecDeque::new(),
                 finished: false,
                 known_remaining,
-            })
+                has_no_close: known_remaining.is_some(),
+                head_delivered: false,
+                error: None,
+            };
+            // The worker asks for the first part right after this returns, with nothing in
+            // between: taking it now, while attached, saves attaching again for it. An error
+            // is kept and given where the worker would have met it.
+            match response.advance(py) {
+                Ok(Some(part)) => response.pending.push_front(part),
+                Ok(None) => {}
+                Err(error) => response.error = Some(error),
+            }
+            Ok(response)
         })
     }
 }
 
-/// PEP 3333 native strings: bytes decoded as latin-1, which never fails.
-fn latin1<'py>(py: Python<'py>, value: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(value) {
-        Ok(s) if s.is_ascii() => PyString::new(py, s),
-        _ => {
-            let s: String = value.iter().map(|&b| b as char).collect();
-            PyString::new(py, &s)
+/// Gives the calling thread a Python thread state that lives as long as the thread.
+///
+/// A forked worker serves on threads CPython has never seen. Without this, every
+/// `Python::attach` on them (several per request) had `PyGILState_Ensure` create a thread
+/// state and the matching release destroy it again: a malloc'd `PyThreadState`, a `gettid`,
+/// and an mmap/munmap of its frame stack each time. With a thread state kept, attaching only
+/// takes the GIL, and detaching only releases it, exactly as on the main thread.
+fn keep_thread_state() {
+    use pyo3::ffi;
+    // SAFETY: `PyGILState_GetThisThreadState` only reads this thread's TSS slot. When it is
+    // null, this thread has no thread state, so it cannot be attached (pyo3 attaches through
+    // PyGILState_Ensure, which would have made one): Ensure then creates one and takes the GIL,
+    // and PyEval_SaveThread releases the GIL while the state stays registered for this thread
+    // (its gilstate counter stays at 1, so later PyGILState_Release calls never delete it).
+    // When it is not null (the main thread, or a thread already kept) nothing is done. The
+    // interpreter is initialised: only a loaded app calls this.
+    unsafe {
+        if ffi::Py_IsInitialized() == 0 || !ffi::PyGILState_GetThisThreadState().is_null() {
+            return;
         }
+        let _ = ffi::PyGILState_Ensure();
+        ffi::PyEval_SaveThread();
     }
+}
+
+/// PEP 3333 native strings: bytes decoded as latin-1, which never fails (only an allocation
+/// can). CPython takes one byte per character as it is, with no UTF-8 decoding.
+fn latin1<'py>(py: Python<'py>, value: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: attached (`py`); CPython copies `value.len()` bytes from `value`, a valid slice,
+    // and returns a new reference or null with an exception set, which from_owned_ptr_or_err
+    // turns into the PyErr. A 1-byte-kind string is a str, so the cast cannot fail.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_FromKindAndData(
+            pyo3::ffi::PyUnicode_1BYTE_KIND as std::ffi::c_int,
+            value.as_ptr().cast(),
+            value.len() as pyo3::ffi::Py_ssize_t,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// The environ key as an interned string made once per process, for the CGI variables every
+/// request has and the common headers: no string to build, hash and free per request, and
+/// the app's own lookups of these keys find them by identity. Others are built per request.
+fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyString>> {
+    macro_rules! keys {
+        ($($name:literal),* $(,)?) => {
+            match key {
+                $($name => Some(intern!(py, $name)),)*
+                _ => None,
+            }
+        };
+    }
+    keys!(
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "SERVER_PROTOCOL",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+        "HTTPS",
+        "HTTP_HOST",
+        "HTTP_USER_AGENT",
+        "HTTP_ACCEPT",
+        "HTTP_ACCEPT_ENCODING",
+        "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CONNECTION",
+        "HTTP_COOKIE",
+        "HTTP_REFERER",
+        "HTTP_ORIGIN",
+        "HTTP_AUTHORIZATION",
+        "HTTP_CACHE_CONTROL",
+        "HTTP_PRAGMA",
+        "HTTP_IF_MODIFIED_SINCE",
+        "HTTP_IF_NONE_MATCH",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_REAL_IP",
+        "HTTP_X_REQUESTED_WITH",
+        "HTTP_SEC_FETCH_DEST",
+        "HTTP_SEC_FETCH_MODE",
+        "HTTP_SEC_FETCH_SITE",
+        "HTTP_SEC_FETCH_USER",
+        "HTTP_DNT",
+    )
 }
 
 /// The app's iterable, drained part by part.
@@ -468,6 +610,12 @@ pub struct RealResponse {
     finished: bool,
     /// For a list or tuple: how many items are still to be taken from the iterator.
     known_remaining: Option<usize>,
+    /// An exact list or tuple: it has no `close()` to call (nor can an instance be given one).
+    has_no_close: bool,
+    /// The head went into `pending`.
+    head_delivered: bool,
+    /// Met while taking a part ahead of the worker's asking: its next part.
+    error: Option<AppError>,
 }
 
 impl RealResponse {
@@ -480,6 +628,7 @@ impl RealResponse {
             match state.head.take() {
                 Some((status, headers)) => {
                     state.head_delivered = true;
+                    self.head_delivered = true;
                     self.pending
                         .push_back(ResponsePart::Head { status, headers });
                 }
@@ -500,15 +649,10 @@ impl RealResponse {
     }
 }
 
-impl AppResponse for RealResponse {
-    async fn next_part(&mut self) -> Result<Option<ResponsePart>, AppError> {
-        if let Some(part) = self.pending.pop_front() {
-            return Ok(Some(part));
-        }
-        if self.finished {
-            return Ok(None);
-        }
-        Python::attach(|py| loop {
+impl RealResponse {
+    /// The next part, taken from the app while attached.
+    fn advance(&mut self, py: Python<'_>) -> Result<Option<ResponsePart>, AppError> {
+        loop {
             self.collect_written(py, false)?;
             if let Some(part) = self.pending.pop_front() {
                 return Ok(Some(part));
@@ -552,7 +696,30 @@ impl AppResponse for RealResponse {
                     return Ok(self.pending.pop_front());
                 }
             }
-        })
+        }
+    }
+}
+
+impl AppResponse for RealResponse {
+    async fn next_part(&mut self) -> Result<Option<ResponsePart>, AppError> {
+        if let Some(part) = self.pending.pop_front() {
+            return Ok(Some(part));
+        }
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        if self.known_remaining == Some(0) && self.head_delivered {
+            // Every item of the list or tuple has been taken and the head is out: asking the
+            // iterator would only hear StopIteration, and no Python code has run since the
+            // last part was taken (it ran on this thread, while attached), so nothing can have
+            // been written meanwhile.
+            self.finished = true;
+            return Ok(None);
+        }
+        Python::attach(|py| self.advance(py))
     }
 
     fn is_exhausted(&self) -> bool {
@@ -560,6 +727,11 @@ impl AppResponse for RealResponse {
     }
 
     fn close(self) -> Result<(), AppError> {
+        if self.has_no_close {
+            // Its references are released at the next attach (pyo3's pending decrefs), as
+            // those of any response dropped unattached.
+            return Ok(());
+        }
         Python::attach(|py| match self.iterable.bind(py).getattr_opt("close") {
             Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
                 traceback: format_exception(py, &e),
