@@ -586,9 +586,9 @@ fn busy_bound(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
     }
 }
 
-/// respawn: with a master, a worker that dies is replaced in its slot within [`RESPAWN_US`],
-/// or [`RESPAWN_BACKOFF_US`] when the master says it is backing off from a worker that keeps
-/// dying at start-up. Not expected when the master is stopping (SIGINT, SIGTERM), reloading
+/// respawn: with a master, a worker that dies is replaced in its slot within [`RESPAWN_US`]
+/// if it had lived a second or more, else within [`RESPAWN_BACKOFF_US`] (the master backs off
+/// from a worker that keeps dying at start-up). Not expected when the master is stopping (SIGINT, SIGTERM), reloading
 /// by re-executing itself (it forks every worker anew once the last is gone, which waits for
 /// the slowest request), dead, or when the run ended before the bound.
 fn respawn(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
@@ -625,15 +625,15 @@ fn respawn(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
         if i > stopping_from || facts.master_death.is_some_and(|d| d <= i) {
             continue;
         }
-        let backing_off = server_events(run)
-            .skip_while(|(j, _)| *j <= i)
-            .any(|(_, x)| {
-                x.category == Category::Log
-                    && x.text.contains(&format!("worker {slot} died "))
-                    && x.text.contains("before the next respawn")
-                    && x.at_us == e.at_us
-            });
-        let bound = if backing_off {
+        // Judged from the trace, not from what the master says: a worker that lived a second
+        // or more got through start-up, and the master must not back off from it.
+        let spawned_at = facts
+            .spawns
+            .iter()
+            .rev()
+            .find(|(at, s, _)| *at < i && *s == slot)
+            .map_or(0, |(at, _, _)| run.events[*at].at_us);
+        let bound = if e.at_us - spawned_at < 1_000_000 {
             RESPAWN_BACKOFF_US
         } else {
             RESPAWN_US
@@ -1012,7 +1012,7 @@ mod tests {
     fn respawn_a_dead_worker_never_replaced() {
         let mut r = served();
         r.events.push(ev(
-            200,
+            1500,
             Some(WORKER),
             Category::Proc,
             None,
@@ -1020,7 +1020,7 @@ mod tests {
             "pid 1002 killed by SIGKILL",
         ));
         r.events.push(ev(
-            200,
+            1500,
             Some(MASTER),
             Category::Board,
             None,
@@ -1031,7 +1031,7 @@ mod tests {
         assert_eq!(broken(&r), ["respawn"]);
         // Replaced at once: fine.
         r.events
-            .push(log(200, "Respawned uWSGI worker 1 (new pid: 1003)"));
+            .push(log(1500, "Respawned uWSGI worker 1 (new pid: 1003)"));
         assert_eq!(broken(&r), Vec::<&str>::new());
     }
 
