@@ -361,12 +361,9 @@ where
     fn on_message(&mut self, pid: u32, message: WorkerMessage) {
         let now = Instant::now();
         let unix = self.procs.unix_time();
-        if let WorkerMessage::Ready { .. } = message {
-            if let Some(slot) = self.board.by_pid(pid) {
-                // It got through start-up: the back-off starts over.
-                slot.quick_deaths = 0;
-            }
-        }
+        // Readiness does not reset the respawn back-off: a worker that loads its app and then
+        // dies at once (its socket gone, say) must not be respawned in a tight loop. Only a
+        // worker that lived past QUICK_DEATH does (`on_exit`).
         self.board.apply(pid, message, now, unix);
     }
 

@@ -97,6 +97,10 @@ struct Listen {
     /// dropping the old image's handles does not close it, and the new image's `bind()` of the
     /// same address takes it over, queue and all.
     kept_for_exec: bool,
+    /// Open descriptors for it, in every process (a fork's copies share one handle): it
+    /// closes when the last goes, as a socket does — including a killed worker's, dropped
+    /// after its master may already have re-executed.
+    handles: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -568,6 +572,7 @@ impl State {
             .iter_mut()
             .find(|(_, l)| l.host == host && l.kept_for_exec && l.addr == addr)
         {
+            // The exec's hold on it becomes the new image's handle.
             l.kept_for_exec = false;
             l.backlog = sys.effective_backlog(backlog);
             let (fd, addr) = (l.fd, l.addr);
@@ -618,6 +623,7 @@ impl State {
                 next_waiter: 0,
                 synflood_warned: false,
                 kept_for_exec: false,
+                handles: 1,
             },
         );
         self.record(host, None,
@@ -659,16 +665,23 @@ impl State {
             .find(|l| l.host == host && l.addr == addr)
         {
             Some(l) => {
-                l.kept_for_exec = true;
+                if !l.kept_for_exec {
+                    l.kept_for_exec = true;
+                    l.handles += 1;
+                }
                 true
             }
             None => false,
         }
     }
 
+    /// One handle on listener `id` is dropped; the socket closes with the last.
     pub(crate) fn close_listener(&mut self, id: ListenerId) {
-        if self.listeners.get(&id).is_some_and(|l| l.kept_for_exec) {
-            return;
+        if let Some(l) = self.listeners.get_mut(&id) {
+            l.handles = l.handles.saturating_sub(1);
+            if l.handles > 0 {
+                return;
+            }
         }
         let Some(l) = self.listeners.remove(&id) else {
             return;
