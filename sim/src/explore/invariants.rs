@@ -857,10 +857,9 @@ mod tests {
         names
     }
 
-    /// One request served at 103..104 ms, as the simulation traces it.
-    fn served() -> RunOutput {
-        let mut events = started();
-        events.extend([
+    /// The request accepted at 103 ms and the app called for it, the master told.
+    fn accepted_and_called() -> [Event; 3] {
+        [
             ev(
                 103,
                 None,
@@ -878,6 +877,14 @@ mod tests {
                 "called for GET /",
             ),
             ev(103, Some(MASTER), Category::Board, None, "board", "[busy]"),
+        ]
+    }
+
+    /// One request served at 103..104 ms, as the simulation traces it.
+    fn served() -> RunOutput {
+        let mut events = started();
+        events.extend(accepted_and_called());
+        events.extend([
             ev(
                 104,
                 Some(WORKER),
@@ -1038,24 +1045,8 @@ mod tests {
     #[test]
     fn graceful_an_accepted_request_lost_to_sigterm() {
         let mut events = started();
+        events.extend(accepted_and_called());
         events.extend([
-            ev(
-                103,
-                None,
-                Category::Net,
-                Some(CONN),
-                "accepted",
-                "accept() takes it",
-            ),
-            ev(
-                103,
-                Some(WORKER),
-                Category::App,
-                Some(CONN),
-                "app_start",
-                "called for GET /",
-            ),
-            ev(103, Some(MASTER), Category::Board, None, "board", "[busy]"),
             ev(
                 110,
                 Some(MASTER),
