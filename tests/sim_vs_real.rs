@@ -67,6 +67,14 @@ const NEEDS_THE_CPU: &[&str] = &[
     "09-cpu-bound",
 ];
 
+/// Scenarios whose retried SYNs arrive the very moment a worker frees a slot of the accept
+/// queue (08: a 1 s app, 1 s SYN retransmissions): on this machine, idle, three of the nine
+/// got in at their third retry (3.08 s) in some runs and all at their first (1.00–1.04 s) in
+/// others; the model lets them in at the first, as DESIGN.md's measurement did. Their
+/// connect() times are not compared one by one; whether each waited for a retry, and when its
+/// response came, are.
+const CONNECT_RACES: &[&str] = &["08-accept-queue-full"];
+
 /// Log lines (substrings) both worlds must print, beyond the scenarios' own expectations.
 const KEY_LINES: &[(&str, &[&str])] = &[
     ("02-hello-world", &["*** Operational MODE: preforking ***"]),
@@ -340,8 +348,16 @@ fn compare_run(
             if !times_count {
                 continue;
             }
+            // Where a retried SYN races a worker freeing a queue slot, which retry gets it in
+            // is decided by a few milliseconds either way: the count of clients that waited
+            // is compared (above), and the response times, not each connect()'s.
+            let connect_us = if CONNECT_RACES.contains(&name) {
+                (None, None)
+            } else {
+                (s.connect_us, r.connect_us)
+            };
             for (what, sv, rv) in [
-                ("connect", s.connect_us, r.connect_us),
+                ("connect", connect_us.0, connect_us.1),
                 ("total", s.total_us, r.total_us),
             ] {
                 match (sv, rv) {
