@@ -67,13 +67,20 @@ const NEEDS_THE_CPU: &[&str] = &[
     "09-cpu-bound",
 ];
 
-/// Scenarios whose retried SYNs arrive the very moment a worker frees a slot of the accept
-/// queue (08: a 1 s app, 1 s SYN retransmissions): on this machine, idle, three of the nine
-/// got in at their third retry (3.08 s) in some runs and all at their first (1.00–1.04 s) in
-/// others; the model lets them in at the first, as DESIGN.md's measurement did. Their
-/// connect() times are not compared one by one; whether each waited for a retry, and when its
-/// response came, are.
-const CONNECT_RACES: &[&str] = &["08-accept-queue-full"];
+/// Scenarios whose real runs vary from run to run by whole retransmission intervals: 08's
+/// retried SYNs arrive the very moment a worker frees a slot of the accept queue (a 1 s app,
+/// 1 s SYN retransmissions), and its half-open connections get in with whichever
+/// retransmission finds room. On this machine, idle, consecutive real runs gave: all nine
+/// retried clients connected at 1.00–1.04 s and the responses came in pairs to 8.1 s (as in
+/// DESIGN.md and the model); three of them at 3.08 s instead; and once three connections were
+/// accepted before their request bytes, which were still being retransmitted, arrived, so
+/// --socket-timeout closed them without a response and the rest were answered up to 18.5 s.
+/// For these the test holds what every run showed — the same clients connect at once (7) and
+/// the same ones wait for a SYN retry (9) — and prints the other differences instead of
+/// failing on them. Why the real kernel sometimes leaves a request's bytes unacknowledged
+/// past --socket-timeout is open (the model delivers them with the retransmission that finds
+/// room).
+const VARIES_FOR_REAL: &[&str] = &["08-accept-queue-full"];
 
 /// Log lines (substrings) both worlds must print, beyond the scenarios' own expectations.
 const KEY_LINES: &[(&str, &[&str])] = &[
@@ -206,6 +213,20 @@ fn compare(name: &str) {
         started.elapsed().as_secs_f64(),
         mismatches.len()
     );
+    let mismatches: Vec<String> = if VARIES_FOR_REAL.contains(&name) {
+        let (held, noted): (Vec<String>, Vec<String>) = mismatches
+            .into_iter()
+            .partition(|m| m.contains("waited for a SYN retry"));
+        for m in noted
+            .iter()
+            .filter(|m| !m.contains("the real log, for reference"))
+        {
+            eprintln!("{name}: varies for real, not held: {m}");
+        }
+        held
+    } else {
+        mismatches
+    };
     let known: Vec<&(&str, &str, &str)> = KNOWN.iter().filter(|k| k.0 == name).collect();
     let unexplained: Vec<&String> = mismatches
         .iter()
@@ -348,16 +369,8 @@ fn compare_run(
             if !times_count {
                 continue;
             }
-            // Where a retried SYN races a worker freeing a queue slot, which retry gets it in
-            // is decided by a few milliseconds either way: the count of clients that waited
-            // is compared (above), and the response times, not each connect()'s.
-            let connect_us = if CONNECT_RACES.contains(&name) {
-                (None, None)
-            } else {
-                (s.connect_us, r.connect_us)
-            };
             for (what, sv, rv) in [
-                ("connect", connect_us.0, connect_us.1),
+                ("connect", s.connect_us, r.connect_us),
                 ("total", s.total_us, r.total_us),
             ] {
                 match (sv, rv) {
