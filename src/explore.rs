@@ -71,18 +71,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 const SHRINK_AT_MOST: usize = 3;
 
 pub fn explore(args: &[std::ffi::OsString]) -> ExitCode {
-    let argv =
-        std::iter::once(std::ffi::OsString::from("wsgilab explore")).chain(args.iter().cloned());
-    let args = match ExploreArgs::try_parse_from(argv) {
+    let args: ExploreArgs = match crate::parse_lab_args("explore", args) {
         Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let count = match (args.seeds, args.time) {
         (Some(n), _) => Some(n),

@@ -59,6 +59,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses a lab command's arguments (`wsgilab NAME ...`); on a mistake or `--help`, what to
+/// exit with once clap has printed its message.
+fn parse_lab_args<T: clap::Parser>(name: &str, args: &[OsString]) -> Result<T, ExitCode> {
+    let argv =
+        std::iter::once(OsString::from(format!("wsgilab {name}"))).chain(args.iter().cloned());
+    T::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 fn serve(args: &[OsString]) -> ExitCode {
     let config = match parse_serve_args(args) {
         Ok(ConfigOutcome::Run(config)) => config,

@@ -32,11 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sim::scenario::client::{client_number, run_connection, ClientWorld, Plan};
+use sim::scenario::client::{
+    answer_as_old_version, client_number, run_connection, ClientWorld, Plan,
+};
 use sim::scenario::run::{RequestRecord, RunOutput};
 use sim::scenario::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
 use sim::trace::{Category, Event};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The interpreter whose libpython this binary embeds: the one that must make the virtualenvs.
@@ -764,20 +765,8 @@ fn worker_pid(log: &[String], n: usize) -> Option<u32> {
 /// The program that already had the port: it answers every request, with the old code (the
 /// simulation's squatter, byte for byte).
 async fn serve_old_version(listener: tokio::net::TcpListener) {
-    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nthe old version, still";
-    while let Ok((mut stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = stream.write_all(ANSWER).await;
-            let _ = stream.shutdown().await;
-        });
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(answer_as_old_version(stream));
     }
 }
 

@@ -47,18 +47,9 @@ struct Source {
 }
 
 pub fn replay(args: &[std::ffi::OsString]) -> ExitCode {
-    let argv =
-        std::iter::once(std::ffi::OsString::from("wsgilab replay")).chain(args.iter().cloned());
-    let args = match ReplayArgs::try_parse_from(argv) {
+    let args: ReplayArgs = match crate::parse_lab_args("replay", args) {
         Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     if args.html.is_some() && args.scenarios.len() != 1 {
         eprintln!(

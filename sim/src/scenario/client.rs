@@ -53,6 +53,22 @@ pub struct Plan {
     pub start: Duration,
 }
 
+/// What the program that already had a busy port does with each connection, in both worlds:
+/// reads a request head and answers it with the old code.
+pub async fn answer_as_old_version<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nthe old version, still";
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.write_all(ANSWER).await;
+    let _ = stream.shutdown().await;
+}
+
 /// The number in a client's label (`client#3` → 3), for sorting.
 pub fn client_number(label: &str) -> u64 {
     label

@@ -17,10 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use server::net::Net;
 use server::procs::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::client::{client_number, run_connection, ClientWorld, Plan};
+use super::client::{answer_as_old_version, client_number, run_connection, ClientWorld, Plan};
 use super::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
 use crate::files::FileTree;
 use crate::net::{SimNet, SimStream, Sysctls};
@@ -348,20 +347,8 @@ fn occupy_ports(net: &SimNet, ports: &[u16], trace: &Trace) -> Vec<tokio::task::
 /// The program that already had the port: it answers every request, with the old code.
 async fn serve_old_version(listener: crate::net::SimListener) {
     use server::net::Listener;
-    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nConnection: close\r\n\r\nthe old version, still";
-    while let Ok((mut stream, _)) = listener.accept().await {
-        tokio::task::spawn_local(async move {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = stream.write_all(ANSWER).await;
-            let _ = stream.shutdown().await;
-        });
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::task::spawn_local(answer_as_old_version(stream));
     }
 }
 
