@@ -53,7 +53,7 @@ fn all_workers_busy_has_a_lane_per_worker_and_a_bar_per_request() {
     assert_eq!(count(run, "<g class=\"req\""), 6, "six clients, six bars");
     assert_eq!(count(run, "data-outcome=\"200\""), 6);
     // Four of the six waited in the accept queue: their bars carry a queue segment.
-    assert!(run.contains("queue wait: 1002.000 ms"), "{run}");
+    assert!(run.contains("queue wait: 1000.000 ms"), "{run}");
     // The request log line's `=>` is escaped, never raw.
     assert!(run.contains("GET / =&gt; generated"));
     assert!(!page.contains("=> generated"));

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
@@ -80,6 +81,8 @@ pub struct Worker<'a, P: Procs, A: App, L: WorkerLink = NoMaster> {
     /// The request log's date and the second it is for: formatted once a second, not once
     /// a request.
     log_ctime: std::cell::RefCell<(u64, String)>,
+    /// Stopping or retiring: requests still served get `Connection: close`.
+    leaving: std::cell::Cell<bool>,
 }
 
 /// The counters and decisions of a worker process, shared by its cores (threads).
@@ -89,6 +92,8 @@ pub struct WorkerShared {
     requests: AtomicU64,
     /// Every request answered, app or not (for --max-requests).
     served: AtomicU64,
+    /// Every request whose head was read (for the last one's `Connection: close`).
+    begun: AtomicU64,
     /// Set once the worker decided to leave after the requests in hand.
     retiring: Mutex<Option<String>>,
     rss_sampled_at: Mutex<Option<Instant>>,
@@ -175,7 +180,16 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             core,
             shared,
             log_ctime: std::cell::RefCell::new((u64::MAX, String::new())),
+            leaving: std::cell::Cell::new(false),
         }
+    }
+
+    /// No request after those in hand will be served: the worker retires, or has begun its
+    /// last request under --max-requests.
+    fn winding_down(&self) -> bool {
+        self.retiring().is_some()
+            || (self.settings.max_requests > 0
+                && self.shared.begun.load(Ordering::SeqCst) >= self.settings.max_requests)
     }
 
     /// Why the worker is leaving by itself, once it has decided to.
@@ -189,50 +203,181 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
 
     /// Accepts and serves connections until the master asks the worker to stop, the worker
     /// retires (max-requests, reload-on-rss), or the listener fails for good.
+    ///
+    /// A keep-alive connection between two requests does not hold the worker: it waits,
+    /// parked, while the worker accepts and serves others, and is served again when its next
+    /// request arrives. The worker still takes one request at a time and accepts only when it
+    /// is not serving, so busy workers leave new connections in the kernel's accept queue as
+    /// uWSGI's do; unlike uWSGI's `--http11-socket`, an idle keep-alive client does not make a
+    /// worker unavailable to everyone else.
     pub async fn run<Lst>(&self, listener: &Lst) -> io::Result<()>
     where
         Lst: Listener,
         Lst::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
     {
         let local = listener.local_addr()?;
-        loop {
+        let mut parked = FuturesUnordered::new();
+        let mut closing = FuturesUnordered::new();
+        let (leave, leaving) = tokio::sync::watch::channel(false);
+        // Accepting and serving parked connections take turns, so neither starves the other
+        // (and without tokio's random branch order, which would break the simulation's replay).
+        let mut accept_first = false;
+        let result = loop {
             if self.retiring().is_some() {
-                return Ok(());
+                break Ok(());
             }
-            let accepted = tokio::select! {
+            accept_first = !accept_first;
+            let room = parked.len() < MAX_PARKED_CONNECTIONS;
+            let wake = tokio::select! {
                 biased;
-                _ = self.link.stop_requested() => return Ok(()),
-                accepted = listener.accept() => accepted,
+                _ = self.link.stop_requested() => break Ok(()),
+                accepted = listener.accept(), if room && accept_first => Wake::Accepted(accepted),
+                Some(woken) = parked.next(), if !parked.is_empty() => Wake::Parked(woken),
+                Some(()) = closing.next(), if !closing.is_empty() => continue,
+                accepted = listener.accept(), if room => Wake::Accepted(accepted),
             };
-            match accepted {
-                Ok((stream, peer)) => self.serve_connection(stream, peer, local).await,
-                Err(e) if is_transient_accept_error(&e) => {
+            let connection = match wake {
+                Wake::Accepted(Ok((stream, peer))) => Connection {
+                    stream,
+                    parser: RequestParser::new(self.settings.limits),
+                    info: ConnectionInfo {
+                        peer,
+                        local,
+                        multithread: self.settings.multithread,
+                        multiprocess: self.settings.multiprocess,
+                    },
+                    eof: false,
+                },
+                Wake::Accepted(Err(e)) if is_transient_accept_error(&e) => {
                     self.procs.log(&format!("accept(): {e} [wsgilab worker]"));
                     // Out of file descriptors or a connection reset while queued: let the
                     // moment pass instead of spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
-                Err(e) => return Err(e),
+                Wake::Accepted(Err(e)) => break Err(e),
+                Wake::Parked((connection, waited)) => match self.after_wait(connection, waited) {
+                    Ok(connection) => connection,
+                    Err(mut close) => {
+                        close.shut().await;
+                        closing.push(self.drain(close));
+                        continue;
+                    }
+                },
+            };
+            match self.serve_connection(connection).await {
+                AfterResponse::Park(connection) => parked.push(wait_for_request(
+                    connection,
+                    self.settings.socket_timeout,
+                    leaving.clone(),
+                )),
+                AfterResponse::Close(mut close) => {
+                    close.shut().await;
+                    closing.push(self.drain(close));
+                }
             }
+        };
+        // Leaving: the idle parked connections close at once (so their clients send nothing
+        // more); one whose next request is already here is served, with `Connection: close`.
+        self.leaving.set(true);
+        let _ = leave.send(true);
+        let mut pending = Vec::new();
+        while let Some((connection, waited)) = parked.next().await {
+            match self.after_wait(connection, waited) {
+                Ok(connection) => pending.push(connection),
+                Err(mut close) => {
+                    close.shut().await;
+                    closing.push(self.drain(close));
+                }
+            }
+        }
+        for connection in pending {
+            let mut close = match self.serve_connection(connection).await {
+                AfterResponse::Park(connection) => Closing::linger(connection),
+                AfterResponse::Close(close) => close,
+            };
+            close.shut().await;
+            closing.push(self.drain(close));
+        }
+        while closing.next().await.is_some() {}
+        result
+    }
+
+    /// A parked connection that woke: back to serving if its next request is coming, else how
+    /// it closes.
+    fn after_wait<S>(
+        &self,
+        mut connection: Connection<S>,
+        waited: Waited,
+    ) -> Result<Connection<S>, Closing<S>> {
+        match waited {
+            Waited::Read => Ok(connection),
+            Waited::Eof => {
+                connection.eof = true;
+                Ok(connection)
+            }
+            // Idle past --socket-timeout, or gone: a normal end of a keep-alive connection.
+            Waited::IdleOrFailed => Err(Closing::linger(connection)),
+            Waited::Leaving => Err(Closing {
+                stream: connection.stream,
+                client_done: false,
+                idle_from: Some(connection.info.peer),
+            }),
         }
     }
 
-    /// Serves every request of one connection, in order, then closes it.
-    pub async fn serve_connection<S>(&self, mut stream: S, peer: SocketAddr, local: SocketAddr)
+    /// The rest of a close, once our side is shut: unless the client is known to send nothing
+    /// more, read what it still sends for a moment, since closing with unread bytes makes the
+    /// kernel send RST, which can destroy the response the client has not read yet. A
+    /// connection closed idle because the worker is leaving may still have received a request
+    /// at the last moment: that request is not served, and the log says so.
+    async fn drain<S>(&self, close: Closing<S>)
+    where
+        S: tokio::io::AsyncRead + Unpin,
+    {
+        let Closing {
+            mut stream,
+            client_done,
+            idle_from,
+        } = close;
+        if client_done {
+            return;
+        }
+        let mut discarded = 0usize;
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut sink).await {
+                discarded += n;
+                if n == 0 || discarded > 256 * 1024 {
+                    break;
+                }
+            }
+        };
+        let _ = timeout(Duration::from_millis(500), drain).await;
+        if let (Some(peer), true) = (idle_from, discarded > 0) {
+            self.procs.log(&format!(
+                "wsgilab: a request from {} arrived on an idle keep-alive connection as this worker was closing it to leave ({}); it was not served: the client sees the connection close and may retry",
+                peer.ip(),
+                self.retiring().unwrap_or_else(|| "asked to stop".into())
+            ));
+        }
+    }
+
+    /// Serves the requests of one connection, in order, until it is idle between two requests
+    /// (it is then parked) or done (it is then closed).
+    async fn serve_connection<S>(&self, connection: Connection<S>) -> AfterResponse<S>
     where
         S: tokio::io::AsyncRead + AsyncWrite + Unpin,
     {
-        let conn = ConnectionInfo {
-            peer,
-            local,
-            multithread: self.settings.multithread,
-            multiprocess: self.settings.multiprocess,
-        };
+        let Connection {
+            mut stream,
+            mut parser,
+            info: conn,
+            mut eof,
+        } = connection;
         if self.settings.uwsgi_protocol {
             return self.serve_uwsgi_connection(stream, &conn).await;
         }
-        let mut parser = RequestParser::new(self.settings.limits);
-        let mut eof = false;
         // The client said it sends nothing more (`Connection: close`) and nothing more came:
         // no lingering needed before the close.
         let mut client_done = false;
@@ -265,10 +410,12 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
             self.started(&head, &conn);
             // The last request before retiring closes its connection, so nothing the client
-            // sends next lands on a worker that is about to leave.
-            let last = self.settings.max_requests > 0
-                && self.shared.served.load(Ordering::SeqCst) + 1 >= self.settings.max_requests;
-            let keep_alive = self.settings.keep_alive && head.keep_alive && !last;
+            // sends next lands on a worker that is about to leave. Counted as requests begin,
+            // so that with --threads every core's request that will reach the limit closes too.
+            let begun = self.shared.begun.fetch_add(1, Ordering::SeqCst) + 1;
+            let last = self.settings.max_requests > 0 && begun >= self.settings.max_requests;
+            let keep_alive =
+                self.settings.keep_alive && head.keep_alive && !last && !self.leaving.get();
             let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
             self.shared.served.fetch_add(1, Ordering::SeqCst);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
@@ -277,13 +424,21 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 client_done = !head.keep_alive && parser.is_between_requests();
                 break;
             }
+            if parser.is_between_requests() && !eof {
+                return AfterResponse::Park(Connection {
+                    stream,
+                    parser,
+                    info: conn,
+                    eof,
+                });
+            }
         }
-        close_gracefully(&mut stream, eof || client_done).await;
+        AfterResponse::Close(Closing::new(stream, eof || client_done))
     }
 
     /// One request in uwsgi's binary protocol: the proxy already parsed the HTTP request and
     /// built the environ; the response goes back as HTTP, and the connection closes.
-    async fn serve_uwsgi_connection<S>(&self, mut stream: S, conn: &ConnectionInfo)
+    async fn serve_uwsgi_connection<S>(&self, mut stream: S, conn: &ConnectionInfo) -> AfterResponse<S>
     where
         S: tokio::io::AsyncRead + AsyncWrite + Unpin,
     {
@@ -295,7 +450,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Ok(None) => {
                     match timeout(self.settings.socket_timeout, stream.read_buf(&mut buf)).await {
                         Ok(Ok(n)) if n > 0 => continue,
-                        _ => return close_gracefully(&mut stream, true).await,
+                        _ => return AfterResponse::Close(Closing::new(stream, true)),
                     }
                 }
                 Err(error) => {
@@ -306,7 +461,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     {
                         self.procs.log("hint: an HTTP client is talking to a uwsgi socket (--socket): browsers and curl need --http-socket; --socket is for nginx's uwsgi_pass");
                     }
-                    return close_gracefully(&mut stream, false).await;
+                    return AfterResponse::Close(Closing::new(stream, false));
                 }
             }
         };
@@ -314,7 +469,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             Ok(head) => head,
             Err(error) => {
                 self.procs.log(&error.to_string());
-                return close_gracefully(&mut stream, false).await;
+                return AfterResponse::Close(Closing::new(stream, false));
             }
         };
         let started = Instant::now();
@@ -330,13 +485,13 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         {
             self.reject(&mut stream, &HttpError::BodyTooLarge, conn)
                 .await;
-            return close_gracefully(&mut stream, false).await;
+            return AfterResponse::Close(Closing::new(stream, false));
         }
         let mut body = buf.split_off(used);
         while (body.len() as u64) < length {
             match timeout(self.settings.socket_timeout, stream.read_buf(&mut body)).await {
                 Ok(Ok(n)) if n > 0 => {}
-                _ => return close_gracefully(&mut stream, true).await,
+                _ => return AfterResponse::Close(Closing::new(stream, true)),
             }
         }
         body.truncate(length as usize);
@@ -373,7 +528,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         self.shared.served.fetch_add(1, Ordering::SeqCst);
         self.log_request(&head, conn, vars, vars_bytes, &outcome, started);
         self.finished(&outcome, started);
-        close_gracefully(&mut stream, false).await;
+        AfterResponse::Close(Closing::new(stream, false))
     }
 
     async fn next_head<S>(
@@ -409,15 +564,15 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                             read = self.read_more(stream, parser, None) => read,
                         }
                     } else {
-                        self.read_more(stream, parser, deadline).await
+                        // From the first byte of the head, which may have come while the
+                        // connection was parked.
+                        let head_deadline = *deadline
+                            .get_or_insert_with(|| Instant::now() + self.settings.socket_timeout);
+                        self.read_more(stream, parser, Some(head_deadline)).await
                     };
                     match read {
                         Ok(0) => *eof = true,
-                        Ok(_) => {
-                            if deadline.is_none() && !parser.is_between_requests() {
-                                deadline = Some(Instant::now() + self.settings.socket_timeout);
-                            }
-                        }
+                        Ok(_) => {}
                         // An idle keep-alive connection timing out is a normal end.
                         Err(_) if between => return Ok(None),
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -645,6 +800,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         } else if next.is_none() {
             single_chunk_length = Some(0);
         }
+        // Another core may meanwhile have begun the worker's last request, or decided that it
+        // retires: no later request would be served here, so this response closes its
+        // connection too, saying so.
+        let keep_alive = keep_alive && !self.winding_down();
         let mut out =
             match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
                 Ok(out) => out,
@@ -1050,6 +1209,101 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     }
 }
 
+/// A connection the worker holds: its stream, the bytes read and not yet parsed, and who it
+/// is.
+struct Connection<S> {
+    stream: S,
+    parser: RequestParser,
+    info: ConnectionInfo,
+    /// The client closed its side.
+    eof: bool,
+}
+
+/// Where a connection goes once the worker stops serving it for now.
+enum AfterResponse<S> {
+    /// Kept alive, between two requests: it waits for the next one without holding the worker.
+    Park(Connection<S>),
+    /// Done: closed in the background while the worker goes on.
+    Close(Closing<S>),
+}
+
+/// A connection on its way out.
+struct Closing<S> {
+    stream: S,
+    /// The client is known to send nothing more: no need to linger.
+    client_done: bool,
+    /// Closed while idle because the worker is leaving: who to name if a request came anyway.
+    idle_from: Option<SocketAddr>,
+}
+
+impl<S> Closing<S> {
+    fn new(stream: S, client_done: bool) -> Self {
+        Closing {
+            stream,
+            client_done,
+            idle_from: None,
+        }
+    }
+
+    fn linger(connection: Connection<S>) -> Self {
+        Closing::new(connection.stream, connection.eof)
+    }
+
+    /// Shuts our side (the client reads the end of the response, or of the connection) at
+    /// once, before the worker goes on.
+    async fn shut(&mut self)
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// What woke an idle worker.
+enum Wake<S, A> {
+    Accepted(io::Result<A>),
+    Parked((Connection<S>, Waited)),
+}
+
+/// How a parked connection's wait ended.
+enum Waited {
+    /// Bytes of its next request arrived (they are in its parser).
+    Read,
+    /// The client closed its side.
+    Eof,
+    /// Nothing came within --socket-timeout, or the connection failed.
+    IdleOrFailed,
+    /// The worker is leaving.
+    Leaving,
+}
+
+/// Keep-alive connections one core keeps parked at most; beyond that it stops accepting until
+/// one ends (each idle one ends after --socket-timeout at the latest).
+const MAX_PARKED_CONNECTIONS: usize = 1000;
+
+/// Waits, without holding the worker, for the next request on a kept-alive connection (the
+/// bytes read go into its parser), for at most `idle_timeout`, or until the worker leaves.
+async fn wait_for_request<S: tokio::io::AsyncRead + Unpin>(
+    mut connection: Connection<S>,
+    idle_timeout: Duration,
+    mut leaving: tokio::sync::watch::Receiver<bool>,
+) -> (Connection<S>, Waited) {
+    let buf = connection.parser.buffer_mut();
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(8192);
+    }
+    let waited = tokio::select! {
+        biased;
+        read = timeout(idle_timeout, connection.stream.read_buf(buf)) => match read {
+            Ok(Ok(0)) => Waited::Eof,
+            Ok(Ok(_)) => Waited::Read,
+            _ => Waited::IdleOrFailed,
+        },
+        _ = leaving.wait_for(|leaving| *leaving) => Waited::Leaving,
+    };
+    (connection, waited)
+}
+
 enum ReadFailure {
     /// The request is malformed or over a limit: answer it.
     Http(HttpError),
@@ -1066,30 +1320,6 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
-}
-
-/// Closes our side, then — unless the client is known to send nothing more — reads what it
-/// still sends for a moment: closing with unread bytes makes the kernel send RST, which can
-/// destroy the response the client has not read yet.
-async fn close_gracefully<S>(stream: &mut S, client_sends_nothing_more: bool)
-where
-    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
-{
-    let _ = stream.shutdown().await;
-    if client_sends_nothing_more {
-        return;
-    }
-    let drain = async {
-        let mut sink = [0u8; 4096];
-        let mut total = 0usize;
-        while let Ok(n) = stream.read(&mut sink).await {
-            total += n;
-            if n == 0 || total > 256 * 1024 {
-                break;
-            }
-        }
-    };
-    let _ = timeout(Duration::from_millis(500), drain).await;
 }
 
 /// `"200 OK"` → 200. The reason phrase may be empty but the space is required (PEP 3333).

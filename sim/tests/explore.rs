@@ -57,8 +57,9 @@ proptest! {
         let checked = check_scenario(&scenario);
         prop_assert!(
             checked.violations.is_empty(),
-            "{}",
-            checked.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
+            "{}\n\nreplay with `wsgilab replay FILE`, FILE holding:\n{}",
+            checked.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"),
+            to_toml(&scenario).unwrap_or_else(|e| format!("(not writable as TOML: {e})"))
         );
     }
 }
