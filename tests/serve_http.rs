@@ -321,6 +321,57 @@ fn keep_alive_pipelining_and_half_close() {
 }
 
 #[test]
+fn an_idle_keep_alive_connection_does_not_hold_the_worker() {
+    // One worker with one core. A client that keeps its connection open and says nothing
+    // (a browser between clicks) used to pin it, as it pins uWSGI's: everyone else waited in
+    // the accept queue until --socket-timeout. Parked, it leaves the worker free for others,
+    // and its own next request is still answered on the same connection.
+    let server = start(&["--socket-timeout", "30"]);
+    let hello = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut idle = server.connect();
+    idle.write_all(hello).unwrap();
+    assert_eq!(read_response(&mut idle, false).unwrap().status, 200);
+    let mut others: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    for other in &mut others {
+        other.write_all(hello).unwrap();
+        let response = read_response(other, false).expect("served while the first client idles");
+        assert_eq!(response.text(), "Hello, World!");
+    }
+    idle.write_all(hello).unwrap();
+    let response = read_response(&mut idle, false).expect("the idle client's next request");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), None, "still kept alive");
+    // The others, parked meanwhile, are still open too.
+    for other in &mut others {
+        other.write_all(hello).unwrap();
+        assert_eq!(read_response(other, false).unwrap().status, 200);
+    }
+}
+
+#[test]
+fn a_retiring_worker_closes_its_parked_connections() {
+    // --max-requests 2: the first client's connection is parked after its request; the second
+    // request is the worker's last (`Connection: close`), and as the worker leaves it closes
+    // the parked connection rather than let a request land on it. The new worker serves the
+    // first client when it comes back.
+    let server = start(&["--master", "--max-requests", "2", "--socket-timeout", "30"]);
+    let hello = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut first = server.connect();
+    first.write_all(hello).unwrap();
+    let response = read_response(&mut first, false).unwrap();
+    assert_eq!(response.header("connection"), None);
+    let mut second = server.connect();
+    second.write_all(hello).unwrap();
+    let response = read_response(&mut second, false).unwrap();
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(read_to_close(&mut first).is_empty(), "closed, nothing sent");
+    let mut again = server.connect();
+    again.write_all(hello).unwrap();
+    assert_eq!(read_response(&mut again, false).unwrap().status, 200);
+    assert!(server.log().contains("retires: --max-requests 2 reached"));
+}
+
+#[test]
 fn http_socket_closes_after_each_response_like_uwsgi() {
     let server = Server::start_with(&apps_dir(), "--http-socket", &["--wsgi-file", "testapp.py"]);
     let raw = server
