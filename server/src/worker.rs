@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
@@ -258,9 +259,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Wake::Accepted(Err(e)) => break Err(e),
                 Wake::Parked((connection, waited)) => match self.after_wait(connection, waited) {
                     Ok(connection) => connection,
-                    Err(mut close) => {
-                        close.shut().await;
-                        closing.push(self.drain(close));
+                    Err(close) => {
+                        closing.push(self.let_go(close));
                         continue;
                     }
                 },
@@ -271,10 +271,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     self.settings.socket_timeout,
                     leaving.clone(),
                 )),
-                AfterResponse::Close(mut close) => {
-                    close.shut().await;
-                    closing.push(self.drain(close));
-                }
+                AfterResponse::Close(close) => closing.push(self.let_go(close)),
             }
         };
         // Leaving: the idle parked connections close at once (so their clients send nothing
@@ -285,19 +282,15 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         while let Some((connection, waited)) = parked.next().await {
             match self.after_wait(connection, waited) {
                 Ok(connection) => pending.push(connection),
-                Err(mut close) => {
-                    close.shut().await;
-                    closing.push(self.drain(close));
-                }
+                Err(close) => closing.push(self.let_go(close)),
             }
         }
         for connection in pending {
-            let mut close = match self.serve_connection(connection).await {
+            let close = match self.serve_connection(connection).await {
                 AfterResponse::Park(connection) => Closing::linger(connection),
                 AfterResponse::Close(close) => close,
             };
-            close.shut().await;
-            closing.push(self.drain(close));
+            closing.push(self.let_go(close));
         }
         while closing.next().await.is_some() {}
         result
@@ -326,11 +319,28 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         }
     }
 
-    /// The rest of a close, once our side is shut: unless the client is known to send nothing
-    /// more, read what it still sends for a moment, since closing with unread bytes makes the
-    /// kernel send RST, which can destroy the response the client has not read yet. A
-    /// connection closed idle because the worker is leaving may still have received a request
-    /// at the last moment: that request is not served, and the log says so.
+    /// Closes a connection the worker lets go of. Our side is shut at once, so the client
+    /// reads the end of the response (or of the connection) before the worker goes on; the
+    /// rest runs in the background: unless the client is known to send nothing more, read what
+    /// it still sends for a moment, since closing with unread bytes makes the kernel send RST,
+    /// which can destroy the response the client has not read yet. A connection closed idle
+    /// because the worker is leaving may still have received a request at the last moment:
+    /// that request is not served, and the log says so.
+    fn let_go<S>(&self, mut close: Closing<S>) -> impl std::future::Future<Output = ()> + '_
+    where
+        S: tokio::io::AsyncRead + AsyncWrite + Unpin + 'a,
+    {
+        // A TCP shutdown never waits; should a stream's ever do, it finishes below.
+        let shut = close.stream.shutdown().now_or_never().is_some();
+        async move {
+            if !shut {
+                let _ = close.stream.shutdown().await;
+            }
+            self.drain(close).await
+        }
+    }
+
+    /// The background part of [`Worker::let_go`].
     async fn drain<S>(&self, close: Closing<S>)
     where
         S: tokio::io::AsyncRead + Unpin,
@@ -1247,15 +1257,6 @@ impl<S> Closing<S> {
 
     fn linger(connection: Connection<S>) -> Self {
         Closing::new(connection.stream, connection.eof)
-    }
-
-    /// Shuts our side (the client reads the end of the response, or of the connection) at
-    /// once, before the worker goes on.
-    async fn shut(&mut self)
-    where
-        S: AsyncWrite + Unpin,
-    {
-        let _ = self.stream.shutdown().await;
     }
 }
 
