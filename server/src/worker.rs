@@ -409,7 +409,14 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     break;
                 }
             }
-            let body = match self.read_body(&mut stream, &mut parser, &mut eof).await {
+            let declared = match head.framing {
+                BodyFraming::Length(n) => n,
+                _ => 0,
+            };
+            let body = match self
+                .read_body(&mut stream, &mut parser, &mut eof, declared)
+                .await
+            {
                 Ok(body) => body,
                 Err(failure) => {
                     self.answer_failure(&mut stream, failure, &conn).await;
@@ -601,6 +608,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         stream: &mut S,
         parser: &mut RequestParser,
         eof: &mut bool,
+        declared_length: u64,
     ) -> Result<Bytes, ReadFailure>
     where
         S: tokio::io::AsyncRead + Unpin,
@@ -608,17 +616,30 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         // The body gets --http-timeout in all (and --socket-timeout between two reads).
         let deadline =
             Instant::now() + self.settings.body_timeout.max(self.settings.socket_timeout);
-        let mut body = BytesMut::new();
+        // A body that came in one piece goes to the app as it is; pieces are joined once.
+        let mut first_piece: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        let mut received = 0u64;
         loop {
             match parser.next_event() {
                 Ok(Some(Event::Body(chunk))) => {
-                    if body.is_empty() {
-                        body = BytesMut::from(chunk.as_ref());
+                    received += chunk.len() as u64;
+                    if let Some(first) = first_piece.take() {
+                        // What came, and what is still declared (a client may declare any
+                        // length: never more than 1 MiB ahead).
+                        let ahead = declared_length.saturating_sub(received).min(1 << 20);
+                        joined.reserve((received + ahead) as usize);
+                        joined.extend_from_slice(&first);
+                        joined.extend_from_slice(&chunk);
+                    } else if joined.is_empty() {
+                        first_piece = Some(chunk);
                     } else {
-                        body.extend_from_slice(&chunk);
+                        joined.extend_from_slice(&chunk);
                     }
                 }
-                Ok(Some(Event::End { .. })) => return Ok(body.freeze()),
+                Ok(Some(Event::End { .. })) => {
+                    return Ok(first_piece.unwrap_or_else(|| joined.freeze()))
+                }
                 Ok(Some(Event::Head(_))) => {
                     return Err(ReadFailure::Http(HttpError::Malformed("head inside body")))
                 }
@@ -628,14 +649,23 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                         Ok(()) => ReadFailure::Io,
                     })
                 }
-                Ok(None) => match self.read_more(stream, parser, Some(deadline)).await {
-                    Ok(0) => *eof = true,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                        return Err(ReadFailure::Timeout("request body"))
+                Ok(None) => {
+                    // Room for the rest of a declared body (up to 1 MiB at a time): a few
+                    // large reads rather than many small ones.
+                    let rest = declared_length.saturating_sub(received).min(1 << 20) as usize;
+                    let buf = parser.buffer_mut();
+                    if buf.capacity() - buf.len() < rest {
+                        buf.reserve(rest);
                     }
-                    Err(_) => return Err(ReadFailure::Io),
-                },
+                    match self.read_more(stream, parser, Some(deadline)).await {
+                        Ok(0) => *eof = true,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            return Err(ReadFailure::Timeout("request body"))
+                        }
+                        Err(_) => return Err(ReadFailure::Io),
+                    }
+                }
                 Err(e) => return Err(ReadFailure::Http(e)),
             }
         }

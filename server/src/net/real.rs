@@ -56,6 +56,10 @@ impl Net for RealNet {
                 socket
             }
         };
+        // Responses are written whole; Nagle would only delay the last segment. Linux hands
+        // TCP_NODELAY down to every accepted connection: one setsockopt here instead of one
+        // per connection.
+        socket.set_tcp_nodelay(true)?;
         socket.listen(backlog.min(i32::MAX as u32) as i32)?;
         socket.set_nonblocking(true)?;
         let inner = TcpListener::from_std(socket.into())?;
@@ -79,10 +83,7 @@ impl Listener for RealListener {
     type Stream = TcpStream;
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = self.inner.accept().await?;
-        // Responses are written whole; Nagle would only delay the last segment.
-        stream.set_nodelay(true)?;
-        Ok((stream, peer))
+        self.inner.accept().await
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -109,5 +110,21 @@ impl Listener for RealListener {
             );
             (rc == 0).then_some((info.tcpi_unacked, info.tcpi_sacked))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_no_delay() {
+        let listener = RealNet
+            .bind("127.0.0.1:0".parse().unwrap(), 16)
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap(), "Nagle would delay responses");
     }
 }
