@@ -97,6 +97,7 @@ fn serve(args: &[OsString]) -> ExitCode {
         }
     };
     let procs = RealProcs;
+    procs.tune_allocator();
     let mut python = RealPython::default();
     let status = runtime.block_on(async {
         let prepared = match server::serve::prepare(&config, &RealNet, &procs, &mut python) {
