@@ -455,7 +455,11 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
 
     /// One request in uwsgi's binary protocol: the proxy already parsed the HTTP request and
     /// built the environ; the response goes back as HTTP, and the connection closes.
-    async fn serve_uwsgi_connection<S>(&self, mut stream: S, conn: &ConnectionInfo) -> AfterResponse<S>
+    async fn serve_uwsgi_connection<S>(
+        &self,
+        mut stream: S,
+        conn: &ConnectionInfo,
+    ) -> AfterResponse<S>
     where
         S: tokio::io::AsyncRead + AsyncWrite + Unpin,
     {
