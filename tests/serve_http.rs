@@ -372,6 +372,34 @@ fn a_retiring_worker_closes_its_parked_connections() {
 }
 
 #[test]
+fn large_chunks_arrive_whole_and_in_order() {
+    // Chunks of 64 KiB and more are written from the app's own bytes objects, without a copy.
+    let server = start(&[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            b"GET /chunks HTTP/1.1\r\nHost: t\r\n\r\nGET /big?300000 HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    let expected: Vec<u8> = (0..8u8)
+        .flat_map(|i| {
+            let mut chunk = vec![65 + i; 65536];
+            chunk.extend(i.to_string().repeat(1000).bytes());
+            chunk
+        })
+        .collect();
+    assert!(
+        response.body == expected,
+        "the body differs from what the app yielded"
+    );
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.body, vec![b'x'; 300_000]);
+    assert_valid(&server);
+}
+
+#[test]
 fn http_socket_closes_after_each_response_like_uwsgi() {
     let server = Server::start_with(&apps_dir(), "--http-socket", &["--wsgi-file", "testapp.py"]);
     let raw = server

@@ -82,6 +82,14 @@ def router(environ, start_response):
             raise RuntimeError("boom in the middle")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return gen()
+    if path == "/chunks":
+        # Large chunks made on the fly and dropped by the generator at once: the server must
+        # keep each alive until it is written.
+        def gen():
+            for i in range(8):
+                yield bytes([65 + i]) * 65536 + str(i).encode() * 1000
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return gen()
     if path == "/big":
         n = int(environ.get("QUERY_STRING") or 1000000)
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])

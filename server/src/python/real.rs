@@ -601,6 +601,44 @@ fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyStri
     )
 }
 
+/// Chunks at least this long are lent to the writer rather than copied (below it, a copy
+/// costs less than the shared reference).
+const LEND_CHUNKS_FROM: usize = 16 * 1024;
+
+/// A chunk the app yielded, for the worker to write once Python has let go of the thread.
+fn body_chunk(chunk: &Bound<'_, PyBytes>) -> Bytes {
+    let data = chunk.as_bytes();
+    if data.len() < LEND_CHUNKS_FROM {
+        return Bytes::copy_from_slice(data);
+    }
+    Bytes::from_owner(LentPyBytes {
+        data: data.as_ptr(),
+        len: data.len(),
+        _object: chunk.clone().unbind(),
+    })
+}
+
+/// A Python bytes object's buffer, lent without a copy: a bytes object is immutable and
+/// CPython never moves an object, so the buffer stays as it is for as long as the reference
+/// is held (dropped away from Python, the reference is released at the next attach).
+struct LentPyBytes {
+    data: *const u8,
+    len: usize,
+    _object: Py<PyBytes>,
+}
+
+// SAFETY: the buffer is never written (bytes are immutable) and lives as long as `_object`,
+// which may move between threads.
+unsafe impl Send for LentPyBytes {}
+
+impl AsRef<[u8]> for LentPyBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the type: `data` and `len` describe the immutable buffer of `_object`,
+        // alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
 /// The app's iterable, drained part by part.
 pub struct RealResponse {
     start_response: Py<StartResponse>,
@@ -675,13 +713,9 @@ impl RealResponse {
                                 .unwrap_or_default()
                         ))
                     })?;
-                    let data = chunk.as_bytes();
-                    if !data.is_empty() {
-                        self.start_response
-                            .bind(py)
-                            .borrow_mut()
-                            .written
-                            .push(Bytes::copy_from_slice(data));
+                    if !chunk.as_bytes().is_empty() {
+                        let body = body_chunk(chunk);
+                        self.start_response.bind(py).borrow_mut().written.push(body);
                     }
                 }
                 Some(Err(e)) => {
