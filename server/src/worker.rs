@@ -232,9 +232,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let wake = tokio::select! {
                 biased;
                 _ = self.link.stop_requested() => break Ok(()),
+                // First, so that a worker never short of work still finishes its closes.
+                Some(()) = closing.next(), if !closing.is_empty() => continue,
                 accepted = listener.accept(), if room && accept_first => Wake::Accepted(accepted),
                 Some(woken) = parked.next(), if !parked.is_empty() => Wake::Parked(woken),
-                Some(()) = closing.next(), if !closing.is_empty() => continue,
                 accepted = listener.accept(), if room => Wake::Accepted(accepted),
             };
             let connection = match wake {
