@@ -18,15 +18,16 @@ impl RealProcs {
     /// default glibc hands free memory back to the kernel as soon as 128 KiB are free at the
     /// top of a heap: a worker reading a 64 KiB upload frees that much after every request,
     /// then faults the same pages back in for the next one (one `madvise` and a few dozen
-    /// page faults per request). Kept up to 8 MiB, memory churned by requests is reused;
-    /// blocks of 4 MiB and more still come from and go back to the kernel directly.
+    /// page faults per request). Kept up to 1 MiB, memory churned by requests is reused (a
+    /// Django worker's resident memory did not grow by it); blocks of 2 MiB and more still
+    /// come from and go back to the kernel directly.
     pub fn tune_allocator(&self) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: mallopt only sets the allocator's thresholds; called before any thread or
         // worker starts.
         unsafe {
-            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 << 20);
-            nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 8 << 20);
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 2 << 20);
+            nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 1 << 20);
         }
     }
 }
