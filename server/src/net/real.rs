@@ -4,6 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,8 +32,32 @@ fn inherited(addr: SocketAddr) -> Option<Socket> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealNet;
 
+/// A listening socket. It joins an event loop only when this process first accepts on it: the
+/// master, which never accepts, would otherwise be woken by every connection that arrives on an
+/// empty accept queue (with `Connection: close` clients, about once a request), taking CPU from
+/// the workers.
 pub struct RealListener {
-    inner: TcpListener,
+    socket: std::net::TcpListener,
+    accepting: OnceLock<TcpListener>,
+}
+
+impl RealListener {
+    fn new(socket: std::net::TcpListener) -> io::Result<RealListener> {
+        socket.set_nonblocking(true)?;
+        Ok(RealListener {
+            socket,
+            accepting: OnceLock::new(),
+        })
+    }
+
+    /// The socket registered with this thread's event loop (a duplicate descriptor of it).
+    fn accepting(&self) -> io::Result<&TcpListener> {
+        if let Some(listener) = self.accepting.get() {
+            return Ok(listener);
+        }
+        let registered = TcpListener::from_std(self.socket.try_clone()?)?;
+        Ok(self.accepting.get_or_init(|| registered))
+    }
 }
 
 impl Net for RealNet {
@@ -61,21 +86,15 @@ impl Net for RealNet {
         // per connection.
         socket.set_tcp_nodelay(true)?;
         socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-        socket.set_nonblocking(true)?;
-        let inner = TcpListener::from_std(socket.into())?;
-        Ok(RealListener { inner })
+        RealListener::new(socket.into())
     }
 
     fn share(&self, listener: &RealListener) -> io::Result<OwnedFd> {
-        listener.inner.as_fd().try_clone_to_owned()
+        listener.socket.as_fd().try_clone_to_owned()
     }
 
     fn adopt(&self, shared: OwnedFd) -> io::Result<RealListener> {
-        let std_listener = std::net::TcpListener::from(shared);
-        std_listener.set_nonblocking(true)?;
-        Ok(RealListener {
-            inner: TcpListener::from_std(std_listener)?,
-        })
+        RealListener::new(std::net::TcpListener::from(shared))
     }
 }
 
@@ -83,15 +102,15 @@ impl Listener for RealListener {
     type Stream = TcpStream;
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.inner.accept().await
+        self.accepting()?.accept().await
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.socket.local_addr()
     }
 
     fn fd(&self) -> i32 {
-        self.inner.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 
     fn queue_depth(&self) -> Option<(u32, u32)> {
@@ -102,7 +121,7 @@ impl Listener for RealListener {
             let mut info: nix::libc::tcp_info = std::mem::zeroed();
             let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
             let rc = nix::libc::getsockopt(
-                self.inner.as_raw_fd(),
+                self.socket.as_raw_fd(),
                 nix::libc::IPPROTO_TCP,
                 nix::libc::TCP_INFO,
                 (&mut info as *mut nix::libc::tcp_info).cast(),
