@@ -185,10 +185,12 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         }
     }
 
-    /// No request after those in hand will be served: the worker retires, or has begun its
-    /// last request under --max-requests.
+    /// No request after those in hand will be served: the worker is stopping or retires, or
+    /// has begun its last request under --max-requests. A response written then closes its
+    /// connection, saying so.
     fn winding_down(&self) -> bool {
-        self.retiring().is_some()
+        self.leaving.get()
+            || self.is_retiring()
             || (self.settings.max_requests > 0
                 && self.shared.begun.load(Ordering::SeqCst) >= self.settings.max_requests)
     }
@@ -200,6 +202,15 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             .lock()
             .map(|r| r.clone())
             .unwrap_or(None)
+    }
+
+    /// Whether the worker has decided to retire (asked on every request: no copy of the reason).
+    fn is_retiring(&self) -> bool {
+        self.shared
+            .retiring
+            .lock()
+            .map(|r| r.is_some())
+            .unwrap_or(false)
     }
 
     /// Accepts and serves connections until the master asks the worker to stop, the worker
@@ -224,7 +235,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         // (and without tokio's random branch order, which would break the simulation's replay).
         let mut accept_first = false;
         let result = loop {
-            if self.retiring().is_some() {
+            if self.is_retiring() {
                 break Ok(());
             }
             accept_first = !accept_first;
@@ -427,18 +438,16 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let request = build_request(&head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
             self.started(&head, &conn);
-            // The last request before retiring closes its connection, so nothing the client
-            // sends next lands on a worker that is about to leave. Counted as requests begin,
-            // so that with --threads every core's request that will reach the limit closes too.
-            let begun = self.shared.begun.fetch_add(1, Ordering::SeqCst) + 1;
-            let last = self.settings.max_requests > 0 && begun >= self.settings.max_requests;
-            let keep_alive =
-                self.settings.keep_alive && head.keep_alive && !last && !self.leaving.get();
+            // Counted as requests begin, so that the last request before retiring closes its
+            // connection (see `winding_down`), with --threads every core's that reaches the
+            // limit too: nothing the client sends next lands on a worker about to leave.
+            self.shared.begun.fetch_add(1, Ordering::SeqCst);
+            let keep_alive = self.settings.keep_alive && head.keep_alive;
             let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
             self.shared.served.fetch_add(1, Ordering::SeqCst);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
             self.finished(&outcome, started);
-            if !outcome.keep_alive || self.retiring().is_some() {
+            if !outcome.keep_alive || self.is_retiring() {
                 client_done = !head.keep_alive && parser.is_between_requests();
                 break;
             }
@@ -845,9 +854,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         } else if next.is_none() {
             single_chunk_length = Some(0);
         }
-        // Another core may meanwhile have begun the worker's last request, or decided that it
-        // retires: no later request would be served here, so this response closes its
-        // connection too, saying so.
+        // Decided now, not when the request came: another core may meanwhile have begun the
+        // worker's last request, or decided that it retires.
         let keep_alive = keep_alive && !self.winding_down();
         let mut out =
             match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
