@@ -357,19 +357,35 @@ struct AppObjects {
     prefilled_template: Py<PyDict>,
 }
 
+/// Calls `$then!` with the CGI variables every HTTP request's environ starts with, in
+/// `build_request`'s order, then `$more`: one list for [`EVERY_REQUEST`] and for the interned
+/// keys of [`environ_key`] (whose `intern!` needs literals).
+macro_rules! every_request_keys {
+    ($then:ident!($($more:literal),* $(,)?)) => {
+        $then!(
+            "REQUEST_METHOD",
+            "REQUEST_URI",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "SERVER_PROTOCOL",
+            "SCRIPT_NAME",
+            "SERVER_NAME",
+            "SERVER_PORT",
+            "REMOTE_ADDR",
+            "REMOTE_PORT",
+            $($more),*
+        )
+    };
+}
+
+macro_rules! str_array {
+    ($($key:literal),* $(,)?) => {
+        [$($key),*]
+    };
+}
+
 /// The CGI variables every HTTP request's environ starts with, in `build_request`'s order.
-const EVERY_REQUEST: [&str; 10] = [
-    "REQUEST_METHOD",
-    "REQUEST_URI",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "SERVER_PROTOCOL",
-    "SCRIPT_NAME",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-];
+const EVERY_REQUEST: [&str; 10] = every_request_keys!(str_array!());
 
 impl RealApp {
     fn new(py: Python<'_>, callable: Py<PyAny>) -> PyResult<RealApp> {
@@ -559,17 +575,7 @@ fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyStri
             }
         };
     }
-    keys!(
-        "REQUEST_METHOD",
-        "REQUEST_URI",
-        "PATH_INFO",
-        "QUERY_STRING",
-        "SERVER_PROTOCOL",
-        "SCRIPT_NAME",
-        "SERVER_NAME",
-        "SERVER_PORT",
-        "REMOTE_ADDR",
-        "REMOTE_PORT",
+    every_request_keys!(keys!(
         "CONTENT_TYPE",
         "CONTENT_LENGTH",
         "HTTPS",
@@ -598,14 +604,15 @@ fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyStri
         "HTTP_SEC_FETCH_SITE",
         "HTTP_SEC_FETCH_USER",
         "HTTP_DNT",
-    )
+    ))
 }
 
 /// Chunks at least this long are lent to the writer rather than copied (below it, a copy
 /// costs less than the shared reference).
 const LEND_CHUNKS_FROM: usize = 16 * 1024;
 
-/// A chunk the app yielded, for the worker to write once Python has let go of the thread.
+/// A chunk the app yielded or gave `write()`, for the worker to write once Python has let go
+/// of the thread.
 fn body_chunk(chunk: &Bound<'_, PyBytes>) -> Bytes {
     let data = chunk.as_bytes();
     if data.len() < LEND_CHUNKS_FROM {
@@ -844,7 +851,7 @@ impl StartResponse {
         let data = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
-        self.written.push(Bytes::copy_from_slice(data.as_bytes()));
+        self.written.push(body_chunk(data));
         Ok(())
     }
 }
