@@ -857,17 +857,22 @@ mod tests {
         names
     }
 
+    /// The connection accepted at 103 ms.
+    fn accepted() -> Event {
+        ev(
+            103,
+            None,
+            Category::Net,
+            Some(CONN),
+            "accepted",
+            "accept() takes it",
+        )
+    }
+
     /// The request accepted at 103 ms and the app called for it, the master told.
     fn accepted_and_called() -> [Event; 3] {
         [
-            ev(
-                103,
-                None,
-                Category::Net,
-                Some(CONN),
-                "accepted",
-                "accept() takes it",
-            ),
+            accepted(),
             ev(
                 103,
                 Some(WORKER),
@@ -950,14 +955,7 @@ mod tests {
     fn accepted_not_dropped_a_reset_without_a_logged_reason() {
         let mut events = started();
         events.extend([
-            ev(
-                103,
-                None,
-                Category::Net,
-                Some(CONN),
-                "accepted",
-                "accept() takes it",
-            ),
+            accepted(),
             ev(
                 104,
                 None,
