@@ -256,8 +256,9 @@ fn find_virtualenvs(procs: &impl Procs, cwd: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    found.sort();
-    found.dedup();
+    // Nearest first (below the working directory, then up from it): the hint names the first.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|dir| seen.insert(dir.clone()));
     found
 }
 

@@ -49,7 +49,7 @@ pub struct RequestLog<'a> {
     /// `None` when no app is loaded (uWSGI prints `app: -1|req: -1/N`).
     pub app_requests: Option<u64>,
     pub total_requests: u64,
-    pub remote_addr: String,
+    pub remote_addr: &'a str,
     pub vars: usize,
     pub vars_bytes: usize,
     pub ctime: String,
@@ -84,7 +84,7 @@ impl RequestLog<'_> {
         out.push('/');
         push_number(&mut out, u128::from(self.total_requests));
         out.push_str("] ");
-        out.push_str(&self.remote_addr);
+        out.push_str(self.remote_addr);
         out.push_str(" () {");
         push_number(&mut out, self.vars as u128);
         out.push_str(" vars in ");
@@ -146,7 +146,7 @@ mod tests {
             pid: 20360,
             app_requests: Some(1),
             total_requests: 1,
-            remote_addr: "127.0.0.1".into(),
+            remote_addr: "127.0.0.1",
             vars: 24,
             vars_bytes: 244,
             ctime: "Tue Nov 24 00:36:20 2026".into(),

@@ -6,6 +6,8 @@
 //! Parsed strictly, with the same limits as HTTP: the block may not exceed `--buffer-size`,
 //! every length must fit inside it, and the pairs must fill it exactly.
 
+use std::borrow::Cow;
+
 use crate::http::{BodyFraming, Header, RequestHead};
 
 /// One request's header and variables.
@@ -177,7 +179,7 @@ impl Packet {
         self,
         local: std::net::SocketAddr,
         peer: std::net::SocketAddr,
-    ) -> Vec<(String, Vec<u8>)> {
+    ) -> Vec<(Cow<'static, str>, Cow<'static, [u8]>)> {
         let path = self
             .var("PATH_INFO")
             .map(<[u8]>::to_vec)
@@ -185,7 +187,7 @@ impl Packet {
                 let uri = self.var("REQUEST_URI").unwrap_or(b"/");
                 uri.split(|&b| b == b'?').next().unwrap_or(b"/").to_vec()
             });
-        let defaults: [(&str, Vec<u8>); 8] = [
+        let defaults: [(&'static str, Vec<u8>); 8] = [
             ("SCRIPT_NAME", Vec::new()),
             ("PATH_INFO", path),
             ("QUERY_STRING", Vec::new()),
@@ -195,12 +197,16 @@ impl Packet {
             ("REMOTE_ADDR", peer.ip().to_string().into_bytes()),
             ("REMOTE_PORT", peer.port().to_string().into_bytes()),
         ];
-        let missing: Vec<(String, Vec<u8>)> = defaults
+        let missing: Vec<_> = defaults
             .into_iter()
             .filter(|(k, _)| self.var(k).is_none())
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (Cow::Borrowed(k), Cow::Owned(v)))
             .collect();
-        let mut vars = self.vars;
+        let mut vars: Vec<_> = self
+            .vars
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+            .collect();
         vars.extend(missing);
         vars
     }

@@ -234,6 +234,10 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         // Accepting and serving parked connections take turns, so neither starves the other
         // (and without tokio's random branch order, which would break the simulation's replay).
         let mut accept_first = false;
+        // Made once: registering with the stop notification and leaving it again on every turn
+        // of the loop cost as much as a request's scoreboard reports.
+        let stop_requested = self.link.stop_requested();
+        tokio::pin!(stop_requested);
         let result = loop {
             if self.is_retiring() {
                 break Ok(());
@@ -242,7 +246,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let room = parked.len() < MAX_PARKED_CONNECTIONS;
             let wake = tokio::select! {
                 biased;
-                _ = self.link.stop_requested() => break Ok(()),
+                _ = &mut stop_requested => break Ok(()),
                 // First, so that a worker never short of work still finishes its closes.
                 Some(()) = closing.next(), if !closing.is_empty() => continue,
                 accepted = listener.accept(), if room && accept_first => Wake::Accepted(accepted),
@@ -253,12 +257,12 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Wake::Accepted(Ok((stream, peer))) => Connection {
                     stream,
                     parser: RequestParser::new(self.settings.limits),
-                    info: ConnectionInfo {
+                    info: ConnectionInfo::new(
                         peer,
                         local,
-                        multithread: self.settings.multithread,
-                        multiprocess: self.settings.multiprocess,
-                    },
+                        self.settings.multithread,
+                        self.settings.multiprocess,
+                    ),
                     eof: false,
                 },
                 Wake::Accepted(Err(e)) if is_transient_accept_error(&e) => {
@@ -404,7 +408,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         // no lingering needed before the close.
         let mut client_done = false;
         loop {
-            let head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
+            let mut head = match self.next_head(&mut stream, &mut parser, &mut eof).await {
                 Ok(Some(head)) => head,
                 Ok(None) => break,
                 Err(failure) => {
@@ -435,7 +439,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     break;
                 }
             };
-            let request = build_request(&head, body, &conn);
+            let request = build_request(&mut head, body, &conn);
             let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
             self.started(&head, &conn);
             // Counted as requests begin, so that the last request before retiring closes its
@@ -542,9 +546,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok());
                 SocketAddr::new(ip, port.unwrap_or(0))
             });
-        let conn = &ConnectionInfo {
-            peer: client.unwrap_or(conn.peer),
-            ..*conn
+        let conn = &match client {
+            Some(client) => conn.for_peer(client),
+            None => *conn,
         };
         let request = WsgiRequest {
             vars: packet.into_environ(conn.local, conn.peer),
@@ -1001,12 +1005,11 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     "the app's response header {name:?} contains CR, LF or NUL (header injection refused)"
                 ));
             }
-            let lower = name.to_ascii_lowercase();
-            if HOP_BY_HOP.contains(&lower.as_str()) {
+            if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
                 // PEP 3333: hop-by-hop headers are the server's business.
                 continue;
             }
-            if lower == "content-length" {
+            if name.eq_ignore_ascii_case("content-length") {
                 let n = value
                     .trim()
                     .parse::<u64>()
@@ -1106,13 +1109,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     /// Tells the master a request is being served (for the scoreboard and harakiri).
     fn started(&self, head: &RequestHead, conn: &ConnectionInfo) {
         if self.link.has_master() {
-            self.link.send(WorkerMessage::Busy {
-                core: self.core,
-                method: head.method.clone(),
-                uri: head.target.clone(),
-                remote: conn.peer.ip().to_string(),
-                elapsed_us: 0,
-            });
+            self.link
+                .request_started(self.core, &head.method, &head.target, conn.peer_ip.as_str());
         }
     }
 
@@ -1197,7 +1195,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 .app
                 .map(|_| self.shared.requests.load(Ordering::SeqCst)),
             total_requests: self.shared.requests.load(Ordering::SeqCst),
-            remote_addr: conn.peer.ip().to_string(),
+            remote_addr: conn.peer_ip.as_str(),
             vars,
             vars_bytes,
             ctime: self.log_ctime(),
@@ -1304,6 +1302,9 @@ impl<S> Closing<S> {
 }
 
 /// What woke an idle worker.
+// Lives for one turn of the worker's loop; boxing the connection would cost an allocation
+// per request.
+#[allow(clippy::large_enum_variant)]
 enum Wake<S, A> {
     Accepted(io::Result<A>),
     Parked((Connection<S>, Waited)),

@@ -261,6 +261,19 @@ pub trait WorkerLink: Send + Sync {
 
     fn send(&self, message: WorkerMessage);
 
+    /// A core began serving a request: [`WorkerMessage::Busy`], from borrowed parts, so that a
+    /// link which usually drops it unsent (the request ends before the next report) can keep
+    /// it without allocating.
+    fn request_started(&self, core: usize, method: &str, uri: &str, remote: &str) {
+        self.send(WorkerMessage::Busy {
+            core,
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            remote: remote.to_owned(),
+            elapsed_us: 0,
+        });
+    }
+
     /// Resolves once the master asked this worker to stop (or is gone).
     fn stop_requested(&self) -> impl std::future::Future<Output = ()>;
 }

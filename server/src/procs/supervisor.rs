@@ -298,8 +298,44 @@ struct Pending {
 struct CoreReport {
     /// Requests finished since the last report, merged into one Idle.
     done: Option<WorkerMessage>,
-    /// The request in progress, and when it started.
-    busy: Option<(WorkerMessage, std::time::Instant)>,
+    /// The request in progress.
+    busy: BusyRequest,
+}
+
+/// The request a core is serving, kept in buffers that the next request reuses: almost every
+/// request ends before the next report, so its Busy is never sent.
+#[derive(Default)]
+struct BusyRequest {
+    method: String,
+    uri: String,
+    remote: String,
+    /// When it started; `None` when the core is idle.
+    since: Option<std::time::Instant>,
+}
+
+impl BusyRequest {
+    fn set(&mut self, method: &str, uri: &str, remote: &str) {
+        for (buffer, text) in [
+            (&mut self.method, method),
+            (&mut self.uri, uri),
+            (&mut self.remote, remote),
+        ] {
+            buffer.clear();
+            buffer.push_str(text);
+        }
+        self.since = Some(std::time::Instant::now());
+    }
+
+    fn message(&self, core: usize) -> Option<WorkerMessage> {
+        let since = self.since?;
+        Some(WorkerMessage::Busy {
+            core,
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            remote: self.remote.clone(),
+            elapsed_us: since.elapsed().as_micros() as u64,
+        })
+    }
 }
 
 impl Reports {
@@ -324,14 +360,11 @@ impl Reports {
                 out.push(b'\n');
             }
         };
-        for report in cores.into_values() {
+        for (core, report) in cores {
             if let Some(done) = &report.done {
                 push(done);
             }
-            if let Some((mut busy, since)) = report.busy {
-                if let WorkerMessage::Busy { elapsed_us, .. } = &mut busy {
-                    *elapsed_us = since.elapsed().as_micros() as u64;
-                }
+            if let Some(busy) = report.busy.message(core) {
                 push(&busy);
             }
         }
@@ -405,9 +438,15 @@ impl WorkerLink for RealLink {
     fn send(&self, message: WorkerMessage) {
         let mut pending = self.reports.lock();
         match message {
-            WorkerMessage::Busy { core, .. } => {
-                pending.cores.entry(core).or_default().busy =
-                    Some((message, std::time::Instant::now()));
+            WorkerMessage::Busy {
+                core,
+                method,
+                uri,
+                remote,
+                ..
+            } => {
+                drop(pending);
+                self.request_started(core, &method, &uri, &remote);
             }
             WorkerMessage::Idle {
                 core,
@@ -419,7 +458,7 @@ impl WorkerLink for RealLink {
                 rss,
             } => {
                 let report = pending.cores.entry(core).or_default();
-                report.busy = None;
+                report.busy.since = None;
                 report.done = Some(match report.done.take() {
                     Some(WorkerMessage::Idle {
                         requests: r0,
@@ -453,6 +492,16 @@ impl WorkerLink for RealLink {
                 self.reports.urgent.notify_all();
             }
         }
+    }
+
+    fn request_started(&self, core: usize, method: &str, uri: &str, remote: &str) {
+        let mut pending = self.reports.lock();
+        pending
+            .cores
+            .entry(core)
+            .or_default()
+            .busy
+            .set(method, uri, remote);
     }
 
     async fn stop_requested(&self) {

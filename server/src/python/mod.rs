@@ -7,6 +7,7 @@
 
 pub mod real;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -113,7 +114,9 @@ impl AppError {
 pub struct WsgiRequest {
     /// CGI variables in the order uWSGI passes them: `REQUEST_METHOD`, ..., then `HTTP_*`.
     /// Values are bytes; the seam decodes them as latin-1 (PEP 3333's native strings).
-    pub vars: Vec<(String, Vec<u8>)>,
+    /// Keys and values are borrowed when they are fixed (the CGI names, the common `HTTP_*`
+    /// names, `HTTP/1.1`, `GET`): most of a request's variables cost no allocation.
+    pub vars: Vec<(Cow<'static, str>, Cow<'static, [u8]>)>,
     pub url_scheme: &'static str,
     pub body: Bytes,
     pub multithread: bool,

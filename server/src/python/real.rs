@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::wsgi::common_header_keys;
 use bytes::Bytes;
 use pyo3::exceptions::{PyAssertionError, PyStopIteration, PyTypeError};
 use pyo3::intern;
@@ -437,7 +438,7 @@ impl App for RealApp {
                 let value = latin1(py, value).map_err(to_error)?;
                 match environ_key(py, key) {
                     Some(key) => environ.set_item(key, value),
-                    None => environ.set_item(key.as_str(), value),
+                    None => environ.set_item(&**key, value),
                 }
                 .map_err(to_error)?;
             }
@@ -575,35 +576,15 @@ fn environ_key<'py>(py: Python<'py>, key: &str) -> Option<&'py Bound<'py, PyStri
             }
         };
     }
-    every_request_keys!(keys!(
+    macro_rules! with_every_request {
+        ($($more:literal),* $(,)?) => {
+            every_request_keys!(keys!($($more),*))
+        };
+    }
+    common_header_keys!(with_every_request!(
         "CONTENT_TYPE",
         "CONTENT_LENGTH",
-        "HTTPS",
-        "HTTP_HOST",
-        "HTTP_USER_AGENT",
-        "HTTP_ACCEPT",
-        "HTTP_ACCEPT_ENCODING",
-        "HTTP_ACCEPT_LANGUAGE",
-        "HTTP_CONNECTION",
-        "HTTP_COOKIE",
-        "HTTP_REFERER",
-        "HTTP_ORIGIN",
-        "HTTP_AUTHORIZATION",
-        "HTTP_CACHE_CONTROL",
-        "HTTP_PRAGMA",
-        "HTTP_IF_MODIFIED_SINCE",
-        "HTTP_IF_NONE_MATCH",
-        "HTTP_UPGRADE_INSECURE_REQUESTS",
-        "HTTP_X_FORWARDED_FOR",
-        "HTTP_X_FORWARDED_PROTO",
-        "HTTP_X_FORWARDED_HOST",
-        "HTTP_X_REAL_IP",
-        "HTTP_X_REQUESTED_WITH",
-        "HTTP_SEC_FETCH_DEST",
-        "HTTP_SEC_FETCH_MODE",
-        "HTTP_SEC_FETCH_SITE",
-        "HTTP_SEC_FETCH_USER",
-        "HTTP_DNT",
+        "HTTPS"
     ))
 }
 

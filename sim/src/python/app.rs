@@ -573,7 +573,7 @@ fn echo(request: &WsgiRequest) -> Bytes {
         .vars
         .iter()
         .filter(|(k, _)| k.starts_with("HTTP_"))
-        .map(|(k, v)| (k.clone(), Value::String(latin1(v))))
+        .map(|(k, v)| (k.to_string(), Value::String(latin1(v))))
         .collect();
     let document = serde_json::json!({
         "method": lookup("REQUEST_METHOD"),

@@ -832,8 +832,8 @@ fn threads_and_connections_started_at_import_are_reported() {
 fn request(method: &str, path: &str) -> WsgiRequest {
     WsgiRequest {
         vars: vec![
-            ("REQUEST_METHOD".into(), method.as_bytes().to_vec()),
-            ("PATH_INFO".into(), path.as_bytes().to_vec()),
+            ("REQUEST_METHOD".into(), method.as_bytes().to_vec().into()),
+            ("PATH_INFO".into(), path.as_bytes().to_vec().into()),
         ],
         url_scheme: "http",
         ..WsgiRequest::default()
