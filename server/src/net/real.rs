@@ -1,13 +1,17 @@
 //! The real network: sockets made with socket2 (so the backlog is ours to set) and driven by
-//! tokio.
+//! tokio. A socket joins tokio's event loop only once it would block.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 
-use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, TcpStream};
+use socket2::{Domain, SockRef, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
 
 use super::{Listener, Net};
 
@@ -38,7 +42,7 @@ pub struct RealNet;
 /// the workers.
 pub struct RealListener {
     socket: std::net::TcpListener,
-    accepting: OnceLock<TcpListener>,
+    accepting: OnceLock<AsyncFd<mio::net::TcpListener>>,
 }
 
 impl RealListener {
@@ -51,18 +55,22 @@ impl RealListener {
     }
 
     /// The socket registered with this thread's event loop (a duplicate descriptor of it).
-    fn accepting(&self) -> io::Result<&TcpListener> {
+    fn accepting(&self) -> io::Result<&AsyncFd<mio::net::TcpListener>> {
         if let Some(listener) = self.accepting.get() {
             return Ok(listener);
         }
-        let registered = TcpListener::from_std(self.socket.try_clone()?)?;
+        let listener = mio::net::TcpListener::from_std(self.socket.try_clone()?);
+        // SAFETY: the AsyncFd owns the listener, which owns its descriptor: it stays open, and
+        // as_raw_fd keeps returning it, for as long as the AsyncFd lives.
+        let registered = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+            .map_err(io::Error::from)?;
         Ok(self.accepting.get_or_init(|| registered))
     }
 }
 
 impl Net for RealNet {
     type Listener = RealListener;
-    type Stream = TcpStream;
+    type Stream = RealStream;
     type Shared = OwnedFd;
 
     fn bind(&self, addr: SocketAddr, backlog: u32) -> io::Result<RealListener> {
@@ -99,10 +107,16 @@ impl Net for RealNet {
 }
 
 impl Listener for RealListener {
-    type Stream = TcpStream;
+    type Stream = RealStream;
 
-    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accepting()?.accept().await
+    async fn accept(&self) -> io::Result<(RealStream, SocketAddr)> {
+        // mio accepts with SOCK_NONBLOCK | SOCK_CLOEXEC: the connection is ready for plain
+        // non-blocking calls without another syscall.
+        let (stream, peer) = self
+            .accepting()?
+            .async_io(Interest::READABLE, |listener| listener.accept())
+            .await?;
+        Ok((RealStream::Unregistered(Some(stream)), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -132,6 +146,115 @@ impl Listener for RealListener {
     }
 }
 
+/// An accepted connection. It is read and written with plain non-blocking calls until one
+/// would block, and only then joins the event loop. With `Connection: close` clients the
+/// request is usually in the socket when it is accepted and the response fits its send buffer,
+/// so the connection is served and closed without ever being registered: two `epoll_ctl`
+/// calls (add, and delete at the close) fewer per connection.
+pub enum RealStream {
+    /// Not in the event loop yet. `None` only while it moves into it.
+    Unregistered(Option<mio::net::TcpStream>),
+    Registered(TcpStream),
+}
+
+impl RealStream {
+    /// Joins the event loop, for a call that would block.
+    fn register(&mut self) -> io::Result<&mut TcpStream> {
+        if let RealStream::Unregistered(stream) = self {
+            let stream = stream.take().ok_or_else(|| {
+                io::Error::other("a connection lost while joining the event loop")
+            })?;
+            *self = RealStream::Registered(TcpStream::from_std(stream.into())?);
+        }
+        match self {
+            RealStream::Registered(stream) => Ok(stream),
+            RealStream::Unregistered(_) => unreachable!("registered just above"),
+        }
+    }
+
+    /// The socket while it is not in the event loop.
+    fn unregistered(&self) -> Option<&mio::net::TcpStream> {
+        match self {
+            RealStream::Unregistered(stream) => stream.as_ref(),
+            RealStream::Registered(_) => None,
+        }
+    }
+}
+
+/// A plain call's result, or `None` when the call would block (or was interrupted) and must be
+/// retried through the event loop.
+fn unless_blocked<T>(result: io::Result<T>) -> Option<io::Result<T>> {
+    match result {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            None
+        }
+        done => Some(done),
+    }
+}
+
+impl AsyncRead for RealStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(stream) = this.unregistered() {
+            // SAFETY: recv only writes into the unfilled part and returns how much it wrote.
+            let received = SockRef::from(stream).recv(unsafe { buf.unfilled_mut() });
+            if let Some(received) = unless_blocked(received) {
+                return Poll::Ready(received.map(|n| {
+                    // SAFETY: recv initialised these `n` bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                }));
+            }
+        }
+        match this.register() {
+            Ok(stream) => Pin::new(stream).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for RealStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(stream) = this.unregistered() {
+            if let Some(sent) = unless_blocked(SockRef::from(stream).send(data)) {
+                return Poll::Ready(sent);
+            }
+        }
+        match this.register() {
+            Ok(stream) => Pin::new(stream).poll_write(cx, data),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            RealStream::Unregistered(Some(stream)) => {
+                Poll::Ready(stream.shutdown(std::net::Shutdown::Write))
+            }
+            RealStream::Unregistered(None) => Poll::Ready(Ok(())),
+            RealStream::Registered(stream) => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +267,64 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let _client = TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        assert!(accepted.nodelay().unwrap(), "Nagle would delay responses");
+        let RealStream::Unregistered(Some(socket)) = &accepted else {
+            panic!("a connection just accepted is not in the event loop yet");
+        };
+        assert!(socket.nodelay().unwrap(), "Nagle would delay responses");
+    }
+
+    async fn accepted_pair(listener: &RealListener) -> (TcpStream, RealStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (client, accepted)
+    }
+
+    fn listener() -> RealListener {
+        RealNet
+            .bind("127.0.0.1:0".parse().unwrap(), 16)
+            .expect("bind")
+    }
+
+    #[tokio::test]
+    async fn a_request_already_there_is_served_without_joining_the_event_loop() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = listener();
+        let (mut client, mut server) = accepted_pair(&listener).await;
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        // Let the request cross loopback before the server reads it.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut request = Vec::with_capacity(64);
+        server.read_buf(&mut request).await.unwrap();
+        assert_eq!(request, b"GET / HTTP/1.1\r\n\r\n");
+        server
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        server.shutdown().await.unwrap();
+        assert!(matches!(server, RealStream::Unregistered(Some(_))));
+        let mut response = Vec::new();
+        client.read_to_end(&mut response).await.unwrap();
+        assert_eq!(response, b"HTTP/1.1 204 No Content\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_would_block_joins_the_event_loop_and_waits() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = listener();
+        let (mut client, mut server) = accepted_pair(&listener).await;
+        let reader = async {
+            let mut request = Vec::with_capacity(64);
+            server.read_buf(&mut request).await.unwrap();
+            (request, matches!(server, RealStream::Registered(_)))
+        };
+        let writer = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            client.write_all(b"late").await.unwrap();
+        };
+        let ((request, registered), ()) = tokio::join!(reader, writer);
+        assert_eq!(request, b"late");
+        assert!(registered, "waiting for the request needs the event loop");
     }
 }

@@ -754,15 +754,17 @@ impl AppResponse for RealResponse {
             // those of any response dropped unattached.
             return Ok(());
         }
-        Python::attach(|py| match self.iterable.bind(py).getattr_opt("close") {
-            Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
-                traceback: format_exception(py, &e),
-            }),
-            Ok(None) => Ok(()),
-            Err(e) => Err(AppError {
-                traceback: format_exception(py, &e),
-            }),
-        })
+        Python::attach(
+            |py| match self.iterable.bind(py).getattr_opt(intern!(py, "close")) {
+                Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
+                    traceback: format_exception(py, &e),
+                }),
+                Ok(None) => Ok(()),
+                Err(e) => Err(AppError {
+                    traceback: format_exception(py, &e),
+                }),
+            },
+        )
     }
 }
 
@@ -820,7 +822,7 @@ impl StartResponse {
             parsed.push((name, value));
         }
         slf.borrow_mut().head = Some((status, parsed));
-        slf.getattr("write")
+        slf.getattr(intern!(slf.py(), "write"))
     }
 
     fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
