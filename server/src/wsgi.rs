@@ -57,7 +57,11 @@ impl IpText {
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text[..usize::from(self.len)]).expect("written from a str")
+        std::str::from_utf8(self.as_bytes()).expect("written from a str")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
     }
 }
 
@@ -113,7 +117,7 @@ pub fn build_request(head: &mut RequestHead, body: Bytes, conn: &ConnectionInfo)
     ));
     vars.push((
         "REMOTE_ADDR".into(),
-        conn.peer_ip.as_str().as_bytes().to_vec().into(),
+        conn.peer_ip.as_bytes().to_vec().into(),
     ));
     vars.push((
         "REMOTE_PORT".into(),
@@ -176,6 +180,7 @@ pub fn build_request(head: &mut RequestHead, body: Bytes, conn: &ConnectionInfo)
 /// The environ key of a header: `User-Agent` → `HTTP_USER_AGENT`, borrowed from
 /// [`COMMON_HEADER_KEYS`] when it is one of them. Header names are tokens (ASCII).
 fn http_key(name: &str) -> Cow<'static, str> {
+    // Longer than any name in the list (the longest, Upgrade-Insecure-Requests, has 25).
     const LONGEST_COMMON: usize = 40;
     let environ_byte = |c: u8| {
         if c == b'-' {
@@ -300,6 +305,35 @@ mod tests {
         let value = found.next().map(|(_, v)| std::str::from_utf8(v).unwrap());
         assert!(found.next().is_none(), "{key} twice");
         value
+    }
+
+    #[test]
+    fn ip_text_holds_the_longest_address() {
+        for ip in [
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "::ffff:10.0.0.2",
+            "255.255.255.255",
+            "::1",
+        ] {
+            let addr: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(addr).as_str(), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn common_header_keys_are_borrowed_and_others_built() {
+        assert!(matches!(
+            http_key("User-Agent"),
+            Cow::Borrowed("HTTP_USER_AGENT")
+        ));
+        assert!(matches!(
+            http_key("accept-encoding"),
+            Cow::Borrowed("HTTP_ACCEPT_ENCODING")
+        ));
+        assert_eq!(http_key("X-Custom-Thing"), "HTTP_X_CUSTOM_THING");
+        assert!(matches!(http_key("X-Custom-Thing"), Cow::Owned(_)));
+        let long = "X-".repeat(30);
+        assert_eq!(http_key(&long), format!("HTTP_{}", "X_".repeat(30)));
     }
 
     #[test]
