@@ -317,6 +317,16 @@ mod tests {
         (client, accepted)
     }
 
+    /// Sends `bytes` from the client, lets them cross loopback, and reads them on the server.
+    async fn arrives(client: &mut TcpStream, server: &mut RealStream, bytes: &[u8]) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        client.write_all(bytes).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut read = Vec::with_capacity(64);
+        server.read_buf(&mut read).await.unwrap();
+        assert_eq!(read, bytes);
+    }
+
     fn listener() -> RealListener {
         RealNet
             .bind("127.0.0.1:0".parse().unwrap(), 16)
@@ -328,12 +338,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = listener();
         let (mut client, mut server) = accepted_pair(&listener).await;
-        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        // Let the request cross loopback before the server reads it.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let mut request = Vec::with_capacity(64);
-        server.read_buf(&mut request).await.unwrap();
-        assert_eq!(request, b"GET / HTTP/1.1\r\n\r\n");
+        arrives(&mut client, &mut server, b"GET / HTTP/1.1\r\n\r\n").await;
         server
             .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
             .await
@@ -349,20 +354,11 @@ mod tests {
     /// its turn, even when it is already there.
     #[tokio::test]
     async fn a_second_read_joins_the_event_loop() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = listener();
         let (mut client, mut server) = accepted_pair(&listener).await;
-        client.write_all(b"GET /a").await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let mut first = Vec::with_capacity(64);
-        server.read_buf(&mut first).await.unwrap();
-        assert_eq!(first, b"GET /a");
+        arrives(&mut client, &mut server, b"GET /a").await;
         assert!(server.unregistered().is_some());
-        client.write_all(b"GET /b").await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let mut second = Vec::with_capacity(64);
-        server.read_buf(&mut second).await.unwrap();
-        assert_eq!(second, b"GET /b");
+        arrives(&mut client, &mut server, b"GET /b").await;
         assert!(matches!(server, RealStream::Registered(_)));
     }
 

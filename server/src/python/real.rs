@@ -10,7 +10,6 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::wsgi::common_header_keys;
 use bytes::Bytes;
 use pyo3::exceptions::{PyAssertionError, PyStopIteration, PyTypeError};
 use pyo3::intern;
@@ -22,6 +21,7 @@ use super::{
     LoadFailureCause, Python as PythonSeam, ResponsePart, StartFailure, StartFailureCause,
     WsgiRequest,
 };
+use crate::wsgi::common_header_keys;
 
 /// The `major.minor` of the CPython this binary was built against and links.
 pub const BUILT_FOR: &str = env!("WSGILAB_PYTHON_VERSION");
