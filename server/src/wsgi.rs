@@ -133,9 +133,8 @@ pub fn build_request(head: &mut RequestHead, body: Bytes, conn: &ConnectionInfo)
         ));
     }
     let first_http = vars.len();
-    let has_host = header(head, "host").is_some();
     if let Some(authority) = &head.authority {
-        if !has_host {
+        if header(head, "host").is_none() {
             vars.push(("HTTP_HOST".into(), authority.clone().into_bytes().into()));
         }
     }
@@ -250,13 +249,38 @@ macro_rules! common_header_keys {
 }
 pub(crate) use common_header_keys;
 
-macro_rules! str_slice {
+/// Expands `$then!(<the CGI variables every HTTP request's environ starts with, in
+/// build_request's order>, <the literals given>)`: one list for [`EVERY_REQUEST`] and for the
+/// Python seam's interned keys (whose `intern!` needs literals).
+macro_rules! every_request_keys {
+    ($then:ident!($($more:literal),* $(,)?)) => {
+        $then!(
+            "REQUEST_METHOD",
+            "REQUEST_URI",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "SERVER_PROTOCOL",
+            "SCRIPT_NAME",
+            "SERVER_NAME",
+            "SERVER_PORT",
+            "REMOTE_ADDR",
+            "REMOTE_PORT",
+            $($more),*
+        )
+    };
+}
+pub(crate) use every_request_keys;
+
+macro_rules! str_array {
     ($($key:literal),* $(,)?) => {
-        &[$($key),*]
+        [$($key),*]
     };
 }
 
-const COMMON_HEADER_KEYS: &[&str] = common_header_keys!(str_slice!());
+/// The CGI variables every HTTP request's environ starts with, in `build_request`'s order.
+pub const EVERY_REQUEST: [&str; 10] = every_request_keys!(str_array!());
+
+const COMMON_HEADER_KEYS: &[&str] = &common_header_keys!(str_array!());
 
 fn header<'a>(head: &'a RequestHead, name: &str) -> Option<&'a [u8]> {
     head.headers
@@ -305,6 +329,13 @@ mod tests {
         let value = found.next().map(|(_, v)| std::str::from_utf8(v).unwrap());
         assert!(found.next().is_none(), "{key} twice");
         value
+    }
+
+    #[test]
+    fn every_request_starts_with_the_listed_variables() {
+        let vars = environ(b"GET /a?b HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n");
+        let keys: Vec<&str> = vars.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(keys[..EVERY_REQUEST.len()], EVERY_REQUEST);
     }
 
     #[test]

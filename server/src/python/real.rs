@@ -21,7 +21,7 @@ use super::{
     LoadFailureCause, Python as PythonSeam, ResponsePart, StartFailure, StartFailureCause,
     WsgiRequest,
 };
-use crate::wsgi::common_header_keys;
+use crate::wsgi::{common_header_keys, every_request_keys, EVERY_REQUEST};
 
 /// The `major.minor` of the CPython this binary was built against and links.
 pub const BUILT_FOR: &str = env!("WSGILAB_PYTHON_VERSION");
@@ -357,36 +357,6 @@ struct AppObjects {
     /// a copy has them in place and room for the rest, so filling it moves and grows nothing.
     prefilled_template: Py<PyDict>,
 }
-
-/// Calls `$then!` with the CGI variables every HTTP request's environ starts with, in
-/// `build_request`'s order, then `$more`: one list for [`EVERY_REQUEST`] and for the interned
-/// keys of [`environ_key`] (whose `intern!` needs literals).
-macro_rules! every_request_keys {
-    ($then:ident!($($more:literal),* $(,)?)) => {
-        $then!(
-            "REQUEST_METHOD",
-            "REQUEST_URI",
-            "PATH_INFO",
-            "QUERY_STRING",
-            "SERVER_PROTOCOL",
-            "SCRIPT_NAME",
-            "SERVER_NAME",
-            "SERVER_PORT",
-            "REMOTE_ADDR",
-            "REMOTE_PORT",
-            $($more),*
-        )
-    };
-}
-
-macro_rules! str_array {
-    ($($key:literal),* $(,)?) => {
-        [$($key),*]
-    };
-}
-
-/// The CGI variables every HTTP request's environ starts with, in `build_request`'s order.
-const EVERY_REQUEST: [&str; 10] = every_request_keys!(str_array!());
 
 impl RealApp {
     fn new(py: Python<'_>, callable: Py<PyAny>) -> PyResult<RealApp> {
