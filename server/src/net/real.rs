@@ -147,9 +147,9 @@ impl Listener for RealListener {
     }
 }
 
-/// An accepted connection. Its first request is read, and its responses written, with plain
-/// non-blocking calls; it joins the event loop when a call would block, or when it reads again
-/// (a kept-alive connection's next request). With `Connection: close` clients the request is
+/// An accepted connection. Its first request (head and body) is read, and its responses
+/// written, with plain non-blocking calls; it joins the event loop when a call would block, or
+/// when it reads after a response (a kept-alive connection's next request). With `Connection: close` clients the request is
 /// usually in the socket when it is accepted and the response fits its send buffer, so the
 /// connection is served and closed without ever being registered: two `epoll_ctl` calls (add,
 /// and delete at the close) fewer per connection.
@@ -163,8 +163,10 @@ pub enum RealStream {
     /// Not in the event loop yet. `stream` is `None` only while it moves into it.
     Unregistered {
         stream: Option<mio::net::TcpStream>,
-        /// Its first read is done: the next one joins the event loop.
-        has_read: bool,
+        /// It has written a response: the next read is for another request and joins the
+        /// event loop. Until then reads belong to the request being served (its body, with an
+        /// upload), which has had its turn already.
+        has_responded: bool,
     },
     Registered(TcpStream),
 }
@@ -173,7 +175,7 @@ impl RealStream {
     fn accepted(stream: mio::net::TcpStream) -> Self {
         RealStream::Unregistered {
             stream: Some(stream),
-            has_read: false,
+            has_responded: false,
         }
     }
 
@@ -191,21 +193,24 @@ impl RealStream {
         }
     }
 
-    /// The socket while it is not in the event loop.
-    fn unregistered(&self) -> Option<&mio::net::TcpStream> {
-        match self {
-            RealStream::Unregistered { stream, .. } => stream.as_ref(),
-            RealStream::Registered(_) => None,
-        }
-    }
-
-    /// The socket for the connection's first read, with plain calls.
-    fn first_read(&mut self) -> Option<(&mio::net::TcpStream, &mut bool)> {
+    /// The socket for a read with a plain call: one before the connection's first response.
+    fn plain_read(&self) -> Option<&mio::net::TcpStream> {
         match self {
             RealStream::Unregistered {
                 stream: Some(stream),
-                has_read,
-            } if !*has_read => Some((stream, has_read)),
+                has_responded: false,
+            } => Some(stream),
+            _ => None,
+        }
+    }
+
+    /// The socket for a write with a plain call, and the flag that the write sets.
+    fn plain_write(&mut self) -> Option<(&mio::net::TcpStream, &mut bool)> {
+        match self {
+            RealStream::Unregistered {
+                stream: Some(stream),
+                has_responded,
+            } => Some((stream, has_responded)),
             _ => None,
         }
     }
@@ -234,13 +239,12 @@ impl AsyncRead for RealStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some((stream, has_read)) = this.first_read() {
+        if let Some(stream) = this.plain_read() {
             let budget = ready!(coop::poll_proceed(cx));
             // SAFETY: recv only writes into the unfilled part and returns how much it wrote.
             let received = SockRef::from(stream).recv(unsafe { buf.unfilled_mut() });
             if let Some(received) = unless_blocked(received) {
                 budget.made_progress();
-                *has_read = true;
                 return Poll::Ready(received.map(|n| {
                     // SAFETY: recv initialised these `n` bytes.
                     unsafe { buf.assume_init(n) };
@@ -262,10 +266,11 @@ impl AsyncWrite for RealStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(stream) = this.unregistered() {
+        if let Some((stream, has_responded)) = this.plain_write() {
             let budget = ready!(coop::poll_proceed(cx));
             if let Some(sent) = unless_blocked(SockRef::from(stream).send(data)) {
                 budget.made_progress();
+                *has_responded = true;
                 return Poll::Ready(sent);
             }
         }
@@ -303,7 +308,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let _client = TcpStream::connect(addr).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        let Some(socket) = accepted.unregistered() else {
+        let Some(socket) = accepted.plain_read() else {
             panic!("a connection just accepted is not in the event loop yet");
         };
         assert!(socket.nodelay().unwrap(), "Nagle would delay responses");
@@ -344,7 +349,7 @@ mod tests {
             .await
             .unwrap();
         server.shutdown().await.unwrap();
-        assert!(server.unregistered().is_some());
+        assert!(!matches!(server, RealStream::Registered(_)));
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();
         assert_eq!(response, b"HTTP/1.1 204 No Content\r\n\r\n");
@@ -353,13 +358,33 @@ mod tests {
     /// A kept-alive connection's next request is read through the event loop, where it waits
     /// its turn, even when it is already there.
     #[tokio::test]
-    async fn a_second_read_joins_the_event_loop() {
+    async fn a_read_after_a_response_joins_the_event_loop() {
+        use tokio::io::AsyncWriteExt;
         let listener = listener();
         let (mut client, mut server) = accepted_pair(&listener).await;
-        arrives(&mut client, &mut server, b"GET /a").await;
-        assert!(server.unregistered().is_some());
+        arrives(&mut client, &mut server, b"GET /a HTTP/1.1\r\n\r\n").await;
+        server
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!matches!(server, RealStream::Registered(_)));
         arrives(&mut client, &mut server, b"GET /b").await;
         assert!(matches!(server, RealStream::Registered(_)));
+    }
+
+    /// An upload's body belongs to the request being served: read with plain calls too.
+    #[tokio::test]
+    async fn a_body_read_before_the_response_stays_out_of_the_event_loop() {
+        let listener = listener();
+        let (mut client, mut server) = accepted_pair(&listener).await;
+        arrives(
+            &mut client,
+            &mut server,
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n",
+        )
+        .await;
+        arrives(&mut client, &mut server, b"body").await;
+        assert!(!matches!(server, RealStream::Registered(_)));
     }
 
     #[tokio::test]
