@@ -638,8 +638,18 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         let mut first_piece: Option<Bytes> = None;
         let mut joined = BytesMut::new();
         let mut received = 0u64;
+        // A Content-Length body of up to 1 MiB is gathered in the read buffer and taken out in
+        // one piece: pieces taken as they come would be copied again to be joined (a 64 KiB
+        // upload spent a fifth of its worker's time in that copy).
+        let gather_whole = declared_length <= 1 << 20;
         loop {
-            match parser.next_event() {
+            let to_come = parser.body_bytes_to_come();
+            let event = if gather_whole && to_come.is_some_and(|n| n > 0) && !*eof {
+                Ok(None)
+            } else {
+                parser.next_event()
+            };
+            match event {
                 Ok(Some(Event::Body(chunk))) => {
                     received += chunk.len() as u64;
                     if let Some(first) = first_piece.take() {
@@ -670,7 +680,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 Ok(None) => {
                     // Room for the rest of a declared body (up to 1 MiB at a time): a few
                     // large reads rather than many small ones.
-                    let rest = declared_length.saturating_sub(received).min(1 << 20) as usize;
+                    let rest = to_come
+                        .unwrap_or_else(|| declared_length.saturating_sub(received))
+                        .min(1 << 20) as usize;
                     let buf = parser.buffer_mut();
                     if buf.capacity() - buf.len() < rest {
                         buf.reserve(rest);

@@ -150,6 +150,15 @@ impl RequestParser {
         }
     }
 
+    /// In a Content-Length body: how many of its bytes have not arrived yet (beyond those
+    /// buffered). `None` anywhere else (a head, a chunked body).
+    pub fn body_bytes_to_come(&self) -> Option<u64> {
+        match self.state {
+            State::Body { remaining } => Some(remaining.saturating_sub(self.buffer.len() as u64)),
+            _ => None,
+        }
+    }
+
     /// Whether no part of a request is buffered: the connection is idle between requests.
     pub fn is_between_requests(&self) -> bool {
         matches!(self.state, State::Head(_)) && self.only_empty_lines_buffered()

@@ -115,6 +115,32 @@ fn events_in_order() {
     assert!(parser.is_between_requests());
 }
 
+/// What a worker gathering a whole Content-Length body before taking it out is told.
+#[test]
+fn body_bytes_to_come_counts_what_is_not_buffered_yet() {
+    let mut parser = RequestParser::new(Limits::default());
+    assert_eq!(parser.body_bytes_to_come(), None);
+    parser.push(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Head(_)))));
+    assert_eq!(parser.body_bytes_to_come(), Some(3));
+    parser.push(b"cdeGET");
+    assert_eq!(
+        parser.body_bytes_to_come(),
+        Some(0),
+        "a pipelined request is not body"
+    );
+    assert_eq!(parser.next_event(), Ok(Some(Event::Body("abcde".into()))));
+    assert_eq!(parser.body_bytes_to_come(), None);
+    parser.push(b" / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::End { .. }))));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Head(_)))));
+    assert_eq!(
+        parser.body_bytes_to_come(),
+        None,
+        "a chunked body's length is unknown"
+    );
+}
+
 #[test]
 fn leading_empty_lines_are_ignored_within_the_limit() {
     let bytes = b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
