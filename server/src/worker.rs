@@ -456,6 +456,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 break;
             }
             if parser.is_between_requests() && !eof {
+                parser.shrink_between_requests();
                 return AfterResponse::Park(Connection {
                     stream,
                     parser,

@@ -141,6 +141,27 @@ fn body_bytes_to_come_counts_what_is_not_buffered_yet() {
     );
 }
 
+/// A parked connection keeps no upload-sized buffer; a small request keeps its buffer.
+#[test]
+fn the_buffer_is_made_again_between_requests_only_after_a_large_body() {
+    let mut parser = RequestParser::new(Limits::default());
+    let body = "x".repeat(64 * 1024);
+    parser.push(&post(&[&format!("Content-Length: {}", body.len())], &body));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Head(_)))));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Body(_)))));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::End { .. }))));
+    let grown = parser.buffer_mut().as_ptr();
+    parser.shrink_between_requests();
+    let made_again = parser.buffer_mut().as_ptr();
+    assert_ne!(grown, made_again);
+    parser.push(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Head(_)))));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::End { .. }))));
+    let small = parser.buffer_mut().as_ptr();
+    parser.shrink_between_requests();
+    assert_eq!(small, parser.buffer_mut().as_ptr());
+}
+
 #[test]
 fn leading_empty_lines_are_ignored_within_the_limit() {
     let bytes = b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
