@@ -176,6 +176,9 @@ pub struct Config {
     // --- limits ---
     /// `-l/--listen`: the listen backlog (default 100).
     pub listen: u32,
+    /// `TCP_DEFER_ACCEPT` on the server socket, for `--socket-timeout` seconds, as uWSGI
+    /// does; `--no-defer-accept` turns it off.
+    pub defer_accept: bool,
     /// `-b/--buffer-size`: the largest request head (or uwsgi packet) accepted, in bytes
     /// (default 4096, at most 65535).
     pub buffer_size: usize,
@@ -465,6 +468,10 @@ struct ServeArgs {
     #[arg(short = 'l', long = "listen", value_name = "N", default_value_t = 100, value_parser = parse_u32, help_heading = "Limits")]
     listen: u32,
 
+    /// Accept a connection as soon as its handshake completes, not when its request arrives
+    #[arg(long = "no-defer-accept", help_heading = "Limits")]
+    no_defer_accept: bool,
+
     /// Largest request head in bytes (at most 65535)
     #[arg(short = 'b', long = "buffer-size", value_name = "BYTES", default_value_t = 4096, value_parser = parse_buffer_size, help_heading = "Limits")]
     buffer_size: usize,
@@ -712,6 +719,7 @@ fn build_config(
         buffer_size: a.buffer_size,
         limit_post: a.limit_post,
         socket_timeout: a.socket_timeout,
+        defer_accept: !a.no_defer_accept,
         http_timeout: a.http_timeout,
         harakiri: a.harakiri,
         max_requests: a.max_requests,
@@ -1306,6 +1314,7 @@ mod tests {
         assert_eq!(c.threads, 1);
         assert!(!c.master);
         assert_eq!(c.listen, 100);
+        assert!(c.defer_accept);
         assert_eq!(c.buffer_size, 4096);
         assert_eq!(c.limit_post, 0);
         assert_eq!(c.socket_timeout, 4);
@@ -1572,6 +1581,12 @@ mod tests {
         );
         assert!(cfg(&["-L"]).disable_logging);
         assert!(cfg(&["--disable-logging"]).disable_logging);
+        assert!(!cfg(&["--no-defer-accept"]).defer_accept);
+        let ini = cfg_with(
+            &["--ini", "a.ini"],
+            &[("a.ini", "[uwsgi]\nno-defer-accept = true\n")],
+        );
+        assert!(!ini.defer_accept);
     }
 
     #[test]

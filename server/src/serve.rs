@@ -104,6 +104,15 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         display_addr(&listener, &socket.spec),
         listener.fd()
     ));
+    if config.defer_accept {
+        if let Err(e) = listener.defer_accept(Duration::from_secs(config.socket_timeout.max(1))) {
+            // As uWSGI: the socket works without it; workers may wake for silent clients.
+            procs.log(&format!(
+                "setsockopt(TCP_DEFER_ACCEPT): {}",
+                os_error_text(&e)
+            ));
+        }
+    }
 
     let setup = InterpreterSetup {
         virtualenv: config.virtualenv.clone(),

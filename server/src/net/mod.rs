@@ -45,4 +45,11 @@ pub trait Listener {
     /// The accept queue as the kernel reports it (`TCP_INFO`): connections waiting, and the
     /// backlog (the queue really holds one more). `None` where it cannot be read.
     fn queue_depth(&self) -> Option<(u32, u32)>;
+
+    /// `TCP_DEFER_ACCEPT`, as uWSGI sets on its sockets unless `--no-defer-accept`: a
+    /// connection joins the accept queue when its first bytes arrive, not when its handshake
+    /// completes, so a worker never accepts a client that has not sent its request yet. One
+    /// that sends nothing joins after about `wait` (the kernel counts it in SYN-ACK
+    /// retransmissions: 4 s is three of them, 1 + 2 + 4 s).
+    fn defer_accept(&self, wait: std::time::Duration) -> io::Result<()>;
 }

@@ -145,6 +145,25 @@ impl Listener for RealListener {
             (rc == 0).then_some((info.tcpi_unacked, info.tcpi_sacked))
         }
     }
+
+    fn defer_accept(&self, wait: std::time::Duration) -> io::Result<()> {
+        let secs = nix::libc::c_int::try_from(wait.as_secs()).unwrap_or(nix::libc::c_int::MAX);
+        // SAFETY: setsockopt reads one c_int from the pointer it is given.
+        let rc = unsafe {
+            nix::libc::setsockopt(
+                self.socket.as_raw_fd(),
+                nix::libc::IPPROTO_TCP,
+                nix::libc::TCP_DEFER_ACCEPT,
+                (&secs as *const nix::libc::c_int).cast(),
+                std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 /// An accepted connection. Its first request (head and body) is read, and its responses
@@ -385,6 +404,28 @@ mod tests {
         .await;
         arrives(&mut client, &mut server, b"body").await;
         assert!(!matches!(server, RealStream::Registered(_)));
+    }
+
+    /// With TCP_DEFER_ACCEPT a connected client that has sent nothing is not accepted yet.
+    #[tokio::test]
+    async fn a_deferred_accept_waits_for_the_first_bytes() {
+        use tokio::io::AsyncWriteExt;
+        let listener = listener();
+        listener
+            .defer_accept(std::time::Duration::from_secs(4))
+            .unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept());
+        assert!(early.await.is_err(), "accepted before the request came");
+        client.write_all(b"GET").await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let mut request = Vec::with_capacity(8);
+        tokio::io::AsyncReadExt::read_buf(&mut server, &mut request)
+            .await
+            .unwrap();
+        assert_eq!(request, b"GET");
     }
 
     #[tokio::test]

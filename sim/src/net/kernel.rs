@@ -101,6 +101,9 @@ struct Listen {
     /// closes when the last goes, as a socket does — including a killed worker's, dropped
     /// after its master may already have re-executed.
     handles: usize,
+    /// `TCP_DEFER_ACCEPT` as the kernel keeps it: SYN-ACK timer expiries during which a bare
+    /// ACK is dropped (the connection waits, half-open, for its first bytes). 0 = off.
+    defer_accept: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -624,6 +627,7 @@ impl State {
                 synflood_warned: false,
                 kept_for_exec: false,
                 handles: 1,
+                defer_accept: 0,
             },
         );
         self.record(host, None,
@@ -634,6 +638,23 @@ impl State {
             ),
         );
         Ok((id, addr, fd))
+    }
+
+    /// `setsockopt(TCP_DEFER_ACCEPT)`: Linux turns the seconds into SYN-ACK timer expiries
+    /// whose timeouts (1 s, 2 s, 4 s, ...) add up to at least that (`secs_to_retrans`).
+    pub(crate) fn set_defer_accept(&mut self, id: ListenerId, wait: Duration) {
+        let secs = wait.as_secs();
+        let mut expiries = 0;
+        if secs > 0 {
+            let mut waited = Duration::ZERO;
+            while waited.as_secs() < secs && expiries < 255 {
+                waited += sysctls::synack_timeout(expiries);
+                expiries += 1;
+            }
+        }
+        if let Some(l) = self.listeners.get_mut(&id) {
+            l.defer_accept = expiries;
+        }
     }
 
     pub(crate) fn queue_depth(&self, id: ListenerId) -> Option<(u32, u32)> {
@@ -1124,7 +1145,7 @@ impl State {
         match conn.server_state {
             ServerState::Queued | ServerState::Accepted => {
                 if data {
-                    self.deliver_held(id);
+                    self.deliver_held(id, true);
                 }
                 return;
             }
@@ -1152,6 +1173,25 @@ impl State {
         }
         let lid = listener.expect("listener");
         let sys = self.sysctls(&host);
+        let l = self.listeners.get_mut(&lid).expect("listener");
+        let defer_accept = l.defer_accept;
+        // TCP_DEFER_ACCEPT: a bare ACK leaves the connection half-open until its first bytes
+        // arrive (or the deferring period ends), and the client, connected as far as it
+        // knows, sends them held and unacknowledged meanwhile.
+        let conn = self.conns.get_mut(&id).expect("connection");
+        let mut first_bytes_of_deferred = false;
+        if let ServerState::Request {
+            acked, num_timeout, ..
+        } = &mut conn.server_state
+        {
+            if *num_timeout < defer_accept {
+                if !data {
+                    *acked = true;
+                    return;
+                }
+                first_bytes_of_deferred = conn.rtx.is_some_and(|(count, _)| count == 0);
+            }
+        }
         let l = self.listeners.get_mut(&lid).expect("listener");
         let (queued, max) = (l.queue.len(), l.backlog as usize);
         let laddr = l.addr;
@@ -1202,7 +1242,7 @@ impl State {
         );
         self.wake_acceptor(lid);
         if data {
-            self.deliver_held(id);
+            self.deliver_held(id, !first_bytes_of_deferred);
         }
     }
 
@@ -1237,11 +1277,12 @@ impl State {
             return;
         }
         let (client, host) = (conn.client, conn.server_host.clone().unwrap_or_default());
-        let Some((backlog, requests)) =
+        let Some((backlog, requests, defer_accept)) =
             conn.listener.and_then(|l| self.listeners.get(&l)).map(|l| {
                 (
                     l.backlog as usize,
                     l.requests.iter().copied().collect::<Vec<_>>(),
+                    l.defer_accept,
                 )
             })
         else {
@@ -1271,7 +1312,13 @@ impl State {
                 young <<= 1;
             }
         }
-        if num_timeout >= max_retries {
+        // syn_ack_recalc: a connection acknowledged while its accept was deferred outlives
+        // the retries until the deferring period is over, and gets no SYN-ACK before its last
+        // expiry (then one, so that the client's ACK can establish it).
+        let deferring = defer_accept > 0 && acked;
+        let expire = num_timeout >= max_retries && (!deferring || num_timeout >= defer_accept);
+        let resend = !deferring || num_timeout + 1 >= defer_accept;
+        if expire {
             self.record(&host, Some(client),
                 "half_open_expired",
                 format!(
@@ -1282,20 +1329,23 @@ impl State {
             self.forget_request(id);
             return;
         }
-        self.record(
-            &host,
-            Some(client),
-            "synack_retransmit",
-            format!(
-                "SYN-ACK retransmission {} to half-open {client}{}",
-                num_timeout + 1,
-                if acked {
-                    " (its ACK was dropped on a full accept queue)"
-                } else {
-                    ""
-                }
-            ),
-        );
+        let silent = self.conns.get(&id).is_some_and(|c| c.up.held.is_empty());
+        if resend {
+            self.record(
+                &host,
+                Some(client),
+                "synack_retransmit",
+                format!(
+                    "SYN-ACK retransmission {} to half-open {client}{}",
+                    num_timeout + 1,
+                    match (acked, deferring && silent) {
+                        (true, true) => " (it has sent no request since its ACK, which TCP_DEFER_ACCEPT kept out of the accept queue: its next ACK gets it in)",
+                        (true, false) => " (its ACK was dropped on a full accept queue)",
+                        (false, _) => "",
+                    }
+                ),
+            );
+        }
         let next = self.arm(
             sys.timer_expiry(now(), sysctls::synack_timeout(num_timeout + 1)),
             Timer::SynAckRetransmit(id),
@@ -1307,7 +1357,9 @@ impl State {
                 timer: Some(next),
             };
         }
-        self.send_to(id, Packet::SynAck(id), Side::Client);
+        if resend {
+            self.send_to(id, Packet::SynAck(id), Side::Client);
+        }
     }
 
     fn on_rst(&mut self, id: ConnId, to: Side) {
@@ -1598,8 +1650,10 @@ impl State {
         self.send_to(id, Packet::Data(id), Side::Server);
     }
 
-    /// The server end is established and the client's held bytes got through.
-    fn deliver_held(&mut self, id: ConnId) {
+    /// The server end is established and the client's held bytes got through. `waited`: they
+    /// were held for more than their trip (a deferred connection's first bytes, which are what
+    /// establishes it, were not), and the trace says so.
+    fn deliver_held(&mut self, id: ConnId, waited: bool) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1622,7 +1676,7 @@ impl State {
         for waker in wakers {
             self.wake(waker);
         }
-        if now() > since {
+        if waited && now() > since {
             self.record(
                 &host,
                 Some(client),

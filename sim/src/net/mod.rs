@@ -257,6 +257,14 @@ impl Listener for SimListener {
         let id = self.socket.id;
         self.socket.kernel.with(|state| state.queue_depth(id))
     }
+
+    fn defer_accept(&self, wait: std::time::Duration) -> io::Result<()> {
+        let id = self.socket.id;
+        self.socket
+            .kernel
+            .with(|state| state.set_defer_accept(id, wait));
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for SimListener {

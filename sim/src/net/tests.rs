@@ -737,3 +737,48 @@ fn the_simulated_seam_meets_the_servers_bounds() {
     }
     net::<SimNet>();
 }
+
+/// TCP_DEFER_ACCEPT (uWSGI sets 4 s, its --socket-timeout): a connection joins the accept
+/// queue with its first bytes; one that sends nothing joins with the ACK that answers the
+/// SYN-ACK sent at the end of the deferring period. Measured on this machine (Python,
+/// loopback, `TCP_DEFER_ACCEPT` 4): the silent client was accepted after 7.26 s, one that
+/// sent after 0.3 s at 0.300 s.
+#[test]
+fn defer_accept_waits_for_the_request() {
+    let trace = Trace::default();
+    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
+    let accepted: Shared<Vec<(u16, u128)>> = shared();
+    let mut sim = world();
+    let a = accepted.clone();
+    sim.client("server", async move {
+        let listener = net.bind(addr("127.0.0.1:8000"), 16)?;
+        listener.defer_accept(Duration::from_secs(4))?;
+        let silent = net.connect(addr("127.0.0.1:8000")).await?;
+        let talker = {
+            let net = net.clone();
+            spawn_local(async move {
+                let mut stream = net.connect(addr("127.0.0.1:8000")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stream.write_all(b"GET").await.unwrap();
+                stream
+            })
+        };
+        for _ in 0..2 {
+            let (_, peer) = listener.accept().await?;
+            a.lock().unwrap().push((peer.port(), ms(now())));
+        }
+        drop((silent, talker.await?));
+        Ok(())
+    });
+    sim.run().unwrap();
+    let accepted = take(&accepted);
+    assert_eq!(
+        accepted[0],
+        (32770, 300),
+        "the client that sent: {accepted:?}"
+    );
+    let (port, at) = accepted[1];
+    assert_eq!(port, 32768);
+    assert!((7000..7300).contains(&at), "the silent client at {at} ms");
+    assert_eq!(kinds(&trace, "synack_retransmit").len(), 1, "only the last");
+}
