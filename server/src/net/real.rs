@@ -168,10 +168,11 @@ impl Listener for RealListener {
 
 /// An accepted connection. Its first request (head and body) is read, and its responses
 /// written, with plain non-blocking calls; it joins the event loop when a call would block, or
-/// when it reads after a response (a kept-alive connection's next request). With `Connection: close` clients the request is
-/// usually in the socket when it is accepted and the response fits its send buffer, so the
-/// connection is served and closed without ever being registered: two `epoll_ctl` calls (add,
-/// and delete at the close) fewer per connection.
+/// when it reads after a response (a kept-alive connection's next request). With `Connection:
+/// close` clients the request is in the socket when it is accepted (the listener defers
+/// accepting until it is, see `Listener::defer_accept`) and the response fits its send buffer,
+/// so the connection is served and closed without ever being registered: two `epoll_ctl`
+/// calls (add, and delete at the close) fewer per connection.
 ///
 /// Later requests go through the event loop so that connections take turns: a worker that
 /// read them with plain calls served a connection whose next request was already waiting
