@@ -104,8 +104,9 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         display_addr(&listener, &socket.spec),
         listener.fd()
     ));
+    let socket_timeout = Duration::from_secs(config.socket_timeout.max(1));
     if config.defer_accept {
-        if let Err(e) = listener.defer_accept(Duration::from_secs(config.socket_timeout.max(1))) {
+        if let Err(e) = listener.defer_accept(socket_timeout) {
             // As uWSGI: the socket works without it; workers may wake for silent clients.
             procs.log(&format!(
                 "setsockopt(TCP_DEFER_ACCEPT): {}",
@@ -191,7 +192,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         },
         keep_alive: socket.protocol == Protocol::Http11,
         uwsgi_protocol: socket.protocol == Protocol::Uwsgi,
-        socket_timeout: Duration::from_secs(config.socket_timeout.max(1)),
+        socket_timeout,
         body_timeout: Duration::from_secs(config.http_timeout.max(1)),
         disable_logging: config.disable_logging,
         multithread: config.threads > 1,

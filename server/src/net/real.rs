@@ -352,6 +352,15 @@ mod tests {
         assert_eq!(read, bytes);
     }
 
+    const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+
+    /// Writes a whole response, which fits the socket buffer: no call would block.
+    async fn responds(server: &mut RealStream) {
+        use tokio::io::AsyncWriteExt;
+        server.write_all(NO_CONTENT).await.unwrap();
+        assert!(!matches!(server, RealStream::Registered(_)));
+    }
+
     fn listener() -> RealListener {
         RealNet
             .bind("127.0.0.1:0".parse().unwrap(), 16)
@@ -364,30 +373,22 @@ mod tests {
         let listener = listener();
         let (mut client, mut server) = accepted_pair(&listener).await;
         arrives(&mut client, &mut server, b"GET / HTTP/1.1\r\n\r\n").await;
-        server
-            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
+        responds(&mut server).await;
         server.shutdown().await.unwrap();
         assert!(!matches!(server, RealStream::Registered(_)));
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();
-        assert_eq!(response, b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(response, NO_CONTENT);
     }
 
     /// A kept-alive connection's next request is read through the event loop, where it waits
     /// its turn, even when it is already there.
     #[tokio::test]
     async fn a_read_after_a_response_joins_the_event_loop() {
-        use tokio::io::AsyncWriteExt;
         let listener = listener();
         let (mut client, mut server) = accepted_pair(&listener).await;
         arrives(&mut client, &mut server, b"GET /a HTTP/1.1\r\n\r\n").await;
-        server
-            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(!matches!(server, RealStream::Registered(_)));
+        responds(&mut server).await;
         arrives(&mut client, &mut server, b"GET /b").await;
         assert!(matches!(server, RealStream::Registered(_)));
     }

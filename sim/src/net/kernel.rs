@@ -1173,25 +1173,20 @@ impl State {
         }
         let lid = listener.expect("listener");
         let sys = self.sysctls(&host);
-        let l = self.listeners.get_mut(&lid).expect("listener");
-        let defer_accept = l.defer_accept;
         // TCP_DEFER_ACCEPT: a bare ACK leaves the connection half-open until its first bytes
         // arrive (or the deferring period ends), and the client, connected as far as it
         // knows, sends them held and unacknowledged meanwhile.
+        let defer_accept = self.listeners[&lid].defer_accept;
         let conn = self.conns.get_mut(&id).expect("connection");
-        let mut first_bytes_of_deferred = false;
-        if let ServerState::Request {
-            acked, num_timeout, ..
-        } = &mut conn.server_state
-        {
-            if *num_timeout < defer_accept {
-                if !data {
-                    *acked = true;
-                    return;
-                }
-                first_bytes_of_deferred = conn.rtx.is_some_and(|(count, _)| count == 0);
+        let deferring = matches!(conn.server_state,
+            ServerState::Request { num_timeout, .. } if num_timeout < defer_accept);
+        if deferring && !data {
+            if let ServerState::Request { acked, .. } = &mut conn.server_state {
+                *acked = true;
             }
+            return;
         }
+        let first_bytes_of_deferred = deferring && conn.rtx.is_some_and(|(count, _)| count == 0);
         let l = self.listeners.get_mut(&lid).expect("listener");
         let (queued, max) = (l.queue.len(), l.backlog as usize);
         let laddr = l.addr;
