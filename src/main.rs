@@ -97,7 +97,6 @@ fn serve(args: &[OsString]) -> ExitCode {
         }
     };
     let procs = RealProcs;
-    procs.tune_allocator();
     let mut python = RealPython::default();
     let status = runtime.block_on(async {
         let prepared = match server::serve::prepare(&config, &RealNet, &procs, &mut python) {
@@ -121,6 +120,8 @@ fn serve(args: &[OsString]) -> ExitCode {
             };
             return master.run().await;
         }
+        // No master: this process is the worker, and the app is imported.
+        procs.tune_allocator();
         tokio::select! {
             biased;
             signal = stop_signal() => {

@@ -14,17 +14,23 @@ use super::{LocalTime, Procs, SystemInfo};
 pub struct RealProcs;
 
 impl RealProcs {
-    /// Sets glibc's allocator for a server, before the workers fork (they inherit it). By
-    /// default glibc hands free memory back to the kernel as soon as 128 KiB are free at the
-    /// top of a heap: a worker reading a 64 KiB upload frees that much after every request,
-    /// then faults the same pages back in for the next one (one `madvise` and a few dozen
-    /// page faults per request). Kept up to 1 MiB, memory churned by requests is reused (a
-    /// Django worker's resident memory did not grow by it); blocks of 2 MiB and more still
-    /// come from and go back to the kernel directly.
+    /// Sets glibc's allocator for a worker: in the child of a fork, or in a server without a
+    /// master once its app is imported. By default glibc hands free memory back to the kernel
+    /// as soon as 128 KiB are free at the top of a heap: a worker reading 64 KiB uploads freed
+    /// that much and faulted the same pages back in, one `madvise` every few requests. Kept up
+    /// to 1 MiB, memory churned by requests is reused; blocks of 2 MiB and more still come from
+    /// and go back to the kernel directly.
+    ///
+    /// The master keeps glibc's defaults, under which what the app's import allocates in
+    /// blocks of 128 KiB and more is mapped by itself: CPython's table of interned strings
+    /// (961 KB once Django is imported) is one. A worker that outgrows such a table (a Django
+    /// worker does after a few thousand requests) unmaps the old one and its RSS grows by the
+    /// difference; with these settings in the master the old table stayed in the heap, where
+    /// its free pages still counted (+1.9 MB instead of +0.9 MB).
     pub fn tune_allocator(&self) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only sets the allocator's thresholds; called before any thread or
-        // worker starts.
+        // SAFETY: mallopt only sets the allocator's thresholds (under the allocator's own
+        // lock); called before the worker's threads start.
         unsafe {
             nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 2 << 20);
             nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 1 << 20);
