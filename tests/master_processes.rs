@@ -507,3 +507,22 @@ fn sighup_when_preforking_reexecutes_the_master_without_failing_a_request() {
         "same master pid after the re-exec"
     );
 }
+
+#[test]
+fn workers_tune_the_allocator_after_the_app_is_imported() {
+    // The master keeps glibc's defaults while it imports the app, so what the import allocates
+    // in large blocks is mapped by itself and a worker can hand it back; a worker keeps blocks
+    // of up to 2 MiB in its heap, as a server without a master does once the app is imported.
+    for extra in [&["--master", "--processes", "1"][..], &[]] {
+        let mut args = vec!["--wsgi-file", "allocator.py"];
+        args.extend_from_slice(extra);
+        let server = Server::start(&apps_dir(), &args);
+        let response = server.get("/");
+        assert_eq!(
+            response.text(),
+            "import: mmap, request: heap",
+            "{args:?}\n{}",
+            server.log()
+        );
+    }
+}
