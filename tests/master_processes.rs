@@ -1,5 +1,6 @@
 //! The master and its worker processes, for real: kill -9 under load, harakiri, max-requests,
-//! SIGHUP and SIGTERM under load, SIGINT, the stats server and uwsgitop, and no zombies.
+//! SIGHUP and SIGTERM under load, SIGINT, the stats server and uwsgitop, no zombies, and which
+//! process runs with which allocator settings.
 
 mod common;
 
