@@ -1260,8 +1260,21 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     stream.write_all(&buf).await?;
                 }
             } else {
-                for p in parts.iter().filter(|p| !p.is_empty()) {
-                    stream.write_all(p).await?;
+                // Large parts are not copied: the head and a body chunk leave in one vectored
+                // write where the stream has them (a stream without falls back to one part a
+                // write).
+                let mut slices: Vec<io::IoSlice> = parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| io::IoSlice::new(p))
+                    .collect();
+                let mut unsent = &mut slices[..];
+                while !unsent.is_empty() {
+                    let n = stream.write_vectored(unsent).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    io::IoSlice::advance_slices(&mut unsent, n);
                 }
             }
             stream.flush().await
