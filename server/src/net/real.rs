@@ -234,6 +234,28 @@ impl RealStream {
             _ => None,
         }
     }
+
+    /// A write: with a plain call (`plain`) before the connection joins the event loop, through
+    /// the event loop (`evented`) after, or when the plain call would block.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        plain: impl FnOnce(SockRef<'_>) -> io::Result<usize>,
+        evented: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if let Some((stream, has_responded)) = self.plain_write() {
+            let budget = ready!(coop::poll_proceed(cx));
+            if let Some(sent) = unless_blocked(plain(SockRef::from(stream))) {
+                budget.made_progress();
+                *has_responded = true;
+                return Poll::Ready(sent);
+            }
+        }
+        match self.register() {
+            Ok(stream) => evented(Pin::new(stream), cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
 }
 
 /// A plain call's result, or `None` when the call would block (or was interrupted) and must be
@@ -285,19 +307,11 @@ impl AsyncWrite for RealStream {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some((stream, has_responded)) = this.plain_write() {
-            let budget = ready!(coop::poll_proceed(cx));
-            if let Some(sent) = unless_blocked(SockRef::from(stream).send(data)) {
-                budget.made_progress();
-                *has_responded = true;
-                return Poll::Ready(sent);
-            }
-        }
-        match this.register() {
-            Ok(stream) => Pin::new(stream).poll_write(cx, data),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut().poll_send(
+            cx,
+            |socket| socket.send(data),
+            |stream, cx| stream.poll_write(cx, data),
+        )
     }
 
     fn poll_write_vectored(
@@ -305,19 +319,11 @@ impl AsyncWrite for RealStream {
         cx: &mut Context<'_>,
         parts: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some((stream, has_responded)) = this.plain_write() {
-            let budget = ready!(coop::poll_proceed(cx));
-            if let Some(sent) = unless_blocked(SockRef::from(stream).send_vectored(parts)) {
-                budget.made_progress();
-                *has_responded = true;
-                return Poll::Ready(sent);
-            }
-        }
-        match this.register() {
-            Ok(stream) => Pin::new(stream).poll_write_vectored(cx, parts),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut().poll_send(
+            cx,
+            |socket| socket.send_vectored(parts),
+            |stream, cx| stream.poll_write_vectored(cx, parts),
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
