@@ -1324,8 +1324,8 @@ impl State {
             self.forget_request(id);
             return;
         }
-        let silent = self.conns.get(&id).is_some_and(|c| c.up.held.is_empty());
         if resend {
+            let silent = self.conns.get(&id).is_some_and(|c| c.up.held.is_empty());
             self.record(
                 &host,
                 Some(client),
