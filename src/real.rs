@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use server::log::lines::{
+    AppReady, HowStarted, MasterSpawned, NoAppLoaded, OperationalMode, SocketBound, WorkerStarted,
+};
 use sim::scenario::client::{
     answer_as_old_version, client_number, run_connection, ClientWorld, Plan,
 };
@@ -644,14 +647,13 @@ fn signal_pid(pid: u32, signal: i32) -> bool {
 
 /// Log lines that say a server has got somewhere in its start: the real server has started
 /// when its log has as many of each as the simulated one had at virtual time 0.
-const STARTUP_MARKERS: &[&str] = &[
-    "uwsgi socket ",
-    "*** Operational MODE",
-    "WSGI app 0 ",
-    "*** no app loaded",
-    "spawned uWSGI master",
-    "spawned uWSGI worker",
-    "spawned uWSGI http",
+const STARTUP_MARKERS: &[fn(&str) -> bool] = &[
+    |l| SocketBound::parse(l).is_some(),
+    |l| OperationalMode::parse(l).is_some(),
+    |l| AppReady::parse(l).is_some(),
+    |l| NoAppLoaded::parse(l).is_some(),
+    |l| MasterSpawned::parse(l).is_some_and(|m| !m.reexecuted),
+    |l| WorkerStarted::parse(l).is_some_and(|w| w.how != HowStarted::Respawned),
 ];
 
 /// Waits until the server has started as far as the simulated one had at time 0 (or it exited,
@@ -669,9 +671,9 @@ async fn wait_started(server: &mut ServerProcess, sim: &RunOutput) -> Instant {
         .filter(|e| e.category == Category::Log && e.at_us < first_activity.max(1))
         .map(|e| e.text.as_str())
         .collect();
-    let wanted: Vec<(&str, usize)> = STARTUP_MARKERS
+    let wanted: Vec<(fn(&str) -> bool, usize)> = STARTUP_MARKERS
         .iter()
-        .map(|m| (*m, startup.iter().filter(|l| l.starts_with(m)).count()))
+        .map(|&m| (m, startup.iter().filter(|l| m(l)).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
     // A server the simulation saw exit during its start: wait for the real one to exit too.
@@ -689,7 +691,7 @@ async fn wait_started(server: &mut ServerProcess, sim: &RunOutput) -> Instant {
             let log = server.log_lines();
             let started = wanted
                 .iter()
-                .all(|(marker, n)| log.iter().filter(|l| l.starts_with(marker)).count() >= *n);
+                .all(|(marker, n)| log.iter().filter(|l| marker(l)).count() >= *n);
             if started {
                 return Instant::now();
             }
@@ -749,17 +751,7 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
 
 /// Worker `n`'s current pid, as the server's log announced it.
 fn worker_pid(log: &[String], n: usize) -> Option<u32> {
-    let spawned = format!("spawned uWSGI worker {n} (pid: ");
-    let respawned = format!("Respawned uWSGI worker {n} (new pid: ");
-    log.iter().rev().find_map(|line| {
-        let rest = line
-            .strip_prefix(&spawned)
-            .or_else(|| line.strip_prefix(&respawned))?;
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    })
+    WorkerStarted::last_pid(log.iter().map(String::as_str), n)
 }
 
 /// The program that already had the port: it answers every request, with the old code (the

@@ -2,6 +2,8 @@
 //! through the process seam, never hard-coded. wsgilab's own additions start with `wsgilab:` or
 //! `hint:` so a reader can tell them from what uWSGI would print.
 
+pub mod lines;
+
 use crate::procs::{Procs, SystemInfo};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

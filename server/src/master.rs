@@ -12,6 +12,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
+use crate::log::lines::{
+    Goodbye, GracefullyKilling, HarakiriOnWorker, HowStarted, ListenQueueFull, MasterSpawned,
+    NoMercy, StopSignal, WorkerBuried, WorkerDied, WorkerStarted,
+};
 use crate::net::{Listener, Net};
 use crate::procs::{
     ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage,
@@ -145,15 +149,13 @@ where
     /// Spawns the workers and supervises them until the instance stops; the exit status.
     pub async fn run(&mut self) -> i32 {
         let respawned = self.procs.env_var(REEXECUTED_ENV).is_some();
-        self.procs.log(&format!(
-            "{} uWSGI master process (pid: {})",
-            if respawned {
-                "gracefully (RE)spawned"
-            } else {
-                "spawned"
-            },
-            self.procs.pid()
-        ));
+        self.procs.log(
+            &MasterSpawned {
+                pid: self.procs.pid(),
+                reexecuted: respawned,
+            }
+            .to_string(),
+        );
         for index in 0..self.board.slots.len() {
             self.spawn(index, false);
         }
@@ -197,7 +199,7 @@ where
                         }
                         continue;
                     }
-                    self.procs.log("goodbye to uWSGI.");
+                    self.procs.log(&Goodbye.to_string());
                     return 0;
                 }
             }
@@ -267,15 +269,15 @@ where
                 // uWSGI's counters are per worker slot, across respawns.
                 (slot.requests, slot.exceptions, slot.tx, slot.total_micros) =
                     (requests, exceptions, tx, micros);
-                if respawn {
-                    self.procs
-                        .log(&format!("Respawned uWSGI worker {id} (new pid: {pid})"));
+                let how = if respawn {
+                    HowStarted::Respawned
                 } else {
-                    self.procs.log(&format!(
-                        "spawned uWSGI worker {id} (pid: {pid}, cores: {})",
-                        slot.cores.len()
-                    ));
-                }
+                    HowStarted::Spawned {
+                        cores: slot.cores.len(),
+                    }
+                };
+                let started = WorkerStarted { slot: id, pid, how };
+                self.procs.log(&started.to_string());
             }
             Err(e) => {
                 self.procs.log(&format!(
@@ -289,8 +291,7 @@ where
     fn on_signal(&mut self, signal: Signal) {
         match signal {
             Signal::Int | Signal::Quit => {
-                self.procs
-                    .log("SIGINT/SIGQUIT received...killing workers...");
+                self.procs.log(&StopSignal::Kill.to_string());
                 for slot in self
                     .board
                     .slots
@@ -305,23 +306,21 @@ where
                 };
             }
             Signal::Term => {
-                if self.die_on_term {
-                    self.procs
-                        .log("SIGTERM received (--die-on-term): stopping gracefully");
-                } else {
-                    self.procs.log("wsgilab: SIGTERM received: stopping gracefully (uWSGI 2.0 would reload here instead; --die-on-term makes it stop)");
-                }
+                let line = StopSignal::Term {
+                    die_on_term: self.die_on_term,
+                };
+                self.procs.log(&line.to_string());
                 self.stop_gracefully(AfterStop::Exit);
             }
             Signal::Hup => {
                 if self.prepared.app.is_some() {
                     // Preforking: the workers' app is the master's import, so only a new
                     // master can import new code. As uWSGI does: drain, then re-execute.
-                    self.procs.log("wsgilab: SIGHUP received: graceful reload: the workers finish their requests, then the master re-executes itself and imports the app again; the socket stays open, so connections wait in the queue instead of failing");
+                    self.procs.log(&StopSignal::Hup { lazy: false }.to_string());
                     self.stop_gracefully(AfterStop::Reexec);
                     return;
                 }
-                self.procs.log("wsgilab: SIGHUP received: graceful reload: each worker finishes its requests and is replaced by a new one that imports the app again (--lazy-apps); the socket stays open, so connections wait in the queue instead of failing");
+                self.procs.log(&StopSignal::Hup { lazy: true }.to_string());
                 self.procs.log("...gracefully killing workers...");
                 for slot in self
                     .board
@@ -329,10 +328,11 @@ where
                     .iter_mut()
                     .filter(|s| s.status != WorkerStatus::Dead)
                 {
-                    self.procs.log(&format!(
-                        "Gracefully killing worker {} (pid: {})...",
-                        slot.id, slot.pid
-                    ));
+                    let line = GracefullyKilling {
+                        slot: slot.id,
+                        pid: slot.pid,
+                    };
+                    self.procs.log(&line.to_string());
                     self.supervisor.send(slot.pid, MasterMessage::Stop);
                     slot.status = WorkerStatus::Stopping;
                     slot.stop_asked_at = Some(Instant::now());
@@ -352,10 +352,11 @@ where
                 slot.respawn_at = None;
                 continue;
             }
-            self.procs.log(&format!(
-                "Gracefully killing worker {} (pid: {})...",
-                slot.id, slot.pid
-            ));
+            let line = GracefullyKilling {
+                slot: slot.id,
+                pid: slot.pid,
+            };
+            self.procs.log(&line.to_string());
             self.supervisor.send(slot.pid, MasterMessage::Stop);
             slot.status = WorkerStatus::Stopping;
             slot.stop_asked_at = Some(now);
@@ -399,11 +400,11 @@ where
             core.request = None;
         }
         if stopping || (asked_to_stop && status == ExitStatus::Code(0)) {
-            self.procs.log(&format!(
-                "worker {} buried after {} seconds",
-                slot.id,
-                lived.as_secs()
-            ));
+            let line = WorkerBuried {
+                slot: slot.id,
+                seconds: lived.as_secs(),
+            };
+            self.procs.log(&line.to_string());
             if stopping {
                 return;
             }
@@ -417,17 +418,20 @@ where
                             "!!! uWSGI process {pid} got Segmentation Fault !!!"
                         ));
                     }
-                    self.procs.log(&format!(
-                        "DAMN ! worker {} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
-                        slot.id,
-                        signal.number()
-                    ));
+                    let line = WorkerDied {
+                        slot: slot.id,
+                        pid,
+                        signal: Some(signal.number()),
+                    };
+                    self.procs.log(&line.to_string());
                 }
                 ExitStatus::Code(code) => {
-                    self.procs.log(&format!(
-                        "DAMN ! worker {} (pid: {pid}) died :( trying respawn ...",
-                        slot.id
-                    ));
+                    let line = WorkerDied {
+                        slot: slot.id,
+                        pid,
+                        signal: None,
+                    };
+                    self.procs.log(&line.to_string());
                     self.procs.log(&format!(
                         "wsgilab: worker {} exited with status {code}",
                         slot.id
@@ -536,10 +540,11 @@ where
     }
 
     fn no_mercy(&self, slot: &WorkerSlot) {
-        self.procs.log(&format!(
-            "worker {} (pid: {}) is taking too much time to die...NO MERCY !!!",
-            slot.id, slot.pid
-        ));
+        let line = NoMercy {
+            slot: slot.id,
+            pid: slot.pid,
+        };
+        self.procs.log(&line.to_string());
         let _ = self.supervisor.kill(slot.pid, Signal::Kill);
     }
 
@@ -556,10 +561,12 @@ where
                 continue;
             }
             let lines = [
-                format!(
-                    "{ctime} - *** HARAKIRI ON WORKER {} (pid: {}, try: 1, graceful: no) ***",
-                    slot.id, slot.pid
-                ),
+                HarakiriOnWorker {
+                    ctime: ctime.clone(),
+                    slot: slot.id,
+                    pid: slot.pid,
+                }
+                .to_string(),
                 format!("{ctime} - HARAKIRI !!! worker {} status !!!", slot.id),
                 format!(
                     "{ctime} - HARAKIRI [core {core}] {} - {} {} since {}",
@@ -596,12 +603,14 @@ where
         };
         if max > 0 && queued >= max {
             self.listen_queue_errors += 1;
-            self.procs.log(&format!(
-                "{} - *** uWSGI listen queue of socket \"{}\" (fd: {}) full !!! ({queued}/{max}) ***",
-                self.procs.now_ctime(),
-                self.socket_name,
-                self.prepared.listener.fd()
-            ));
+            let line = ListenQueueFull {
+                ctime: self.procs.now_ctime(),
+                socket: self.socket_name.clone(),
+                fd: self.prepared.listener.fd(),
+                queued,
+                max,
+            };
+            self.procs.log(&line.to_string());
         }
     }
 

@@ -12,6 +12,9 @@ use crate::config::{Config, Protocol};
 use crate::hints;
 use crate::http::Limits;
 use crate::log::banner_head;
+use crate::log::lines::{
+    AppReady, HowStarted, NoAppLoaded, OperationalMode, SocketBound, WorkerStarted,
+};
 use crate::net::{Listener, Net};
 use crate::procs::Procs;
 use crate::python::{AppSource, InterpreterSetup, Python};
@@ -99,11 +102,12 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
             return Err(1);
         }
     };
-    procs.log(&format!(
-        "uwsgi socket 0 bound to TCP address {} fd {}",
-        display_addr(&listener, &socket.spec),
-        listener.fd()
-    ));
+    let bound = SocketBound {
+        index: 0,
+        addr: display_addr(&listener, &socket.spec),
+        fd: listener.fd(),
+    };
+    procs.log(&bound.to_string());
     let socket_timeout = Duration::from_secs(config.socket_timeout.max(1));
     if config.defer_accept {
         if let Err(e) = listener.defer_accept(socket_timeout) {
@@ -149,10 +153,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         config.worker_reload_mercy
     ));
     let master_mode = config.master || config.processes > 1;
-    procs.log(&format!(
-        "*** Operational MODE: {} ***",
-        operational_mode(config)
-    ));
+    procs.log(&OperationalMode::of(config.processes, config.threads).to_string());
 
     let source = match (config.module_and_callable(), &config.wsgi_file) {
         (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
@@ -179,10 +180,12 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
     };
     procs.log("*** uWSGI is running in multiple interpreter mode ***");
     if !master_mode {
-        procs.log(&format!(
-            "spawned uWSGI worker 1 (and the only) (pid: {}, cores: 1)",
-            procs.pid()
-        ));
+        let only = WorkerStarted {
+            slot: 1,
+            pid: procs.pid(),
+            how: HowStarted::OnlyWorker { cores: 1 },
+        };
+        procs.log(&only.to_string());
     }
 
     let settings = WorkerSettings {
@@ -211,15 +214,6 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
 }
 
 /// uWSGI's name for the process model.
-fn operational_mode(config: &Config) -> &'static str {
-    match (config.processes > 1, config.threads > 1) {
-        (false, false) => "single process",
-        (true, false) => "preforking",
-        (false, true) => "threaded",
-        (true, true) => "preforking+threaded",
-    }
-}
-
 /// Imports the app and reports it as uWSGI does: in the master (preforking) or in each worker
 /// (--lazy-apps, or a single process).
 #[derive(Clone, Debug)]
@@ -240,10 +234,10 @@ impl AppLoader {
         python: &mut Y,
     ) -> Result<Option<Y::App>, i32> {
         let Some(source) = &self.source else {
-            procs.log("*** no app loaded. going in full dynamic mode ***");
+            procs.log(&NoAppLoaded::DynamicMode.to_string());
             procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
             if self.need_app {
-                procs.log("*** no app loaded. GAME OVER ***");
+                procs.log(&NoAppLoaded::GameOver.to_string());
                 return Err(EXIT_NO_APP);
             }
             return Ok(None);
@@ -251,12 +245,12 @@ impl AppLoader {
         let started = procs.unix_time();
         match python.load_app(source) {
             Ok(app) => {
-                procs.log(&format!(
-                    "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter {:#x} pid: {} (default app)",
-                    procs.unix_time().saturating_sub(started),
-                    self.interpreter,
-                    procs.pid()
-                ));
+                let ready = AppReady {
+                    seconds: procs.unix_time().saturating_sub(started),
+                    interpreter: self.interpreter,
+                    pid: procs.pid(),
+                };
+                procs.log(&ready.to_string());
                 Ok(Some(app))
             }
             Err(failure) => {
@@ -266,11 +260,14 @@ impl AppLoader {
                 procs.log(
                     "unable to load app 0 (mountpoint='') (callable not found or import error)",
                 );
-                if self.need_app {
-                    procs.log("*** no app loaded. GAME OVER ***");
-                } else {
-                    procs.log("*** no app loaded. going in full dynamic mode ***");
-                }
+                procs.log(
+                    &if self.need_app {
+                        NoAppLoaded::GameOver
+                    } else {
+                        NoAppLoaded::DynamicMode
+                    }
+                    .to_string(),
+                );
                 for line in hints::for_load_failure(
                     procs,
                     &failure,

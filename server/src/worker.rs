@@ -809,8 +809,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         S: AsyncWrite + Unpin,
     {
         let Some(app) = self.app else {
-            self.procs
-                .log("--- no python application found, check your startup logs for errors ---");
+            self.procs.log(&crate::log::lines::NoPythonApp.to_string());
             return self.internal_error(stream, "Internal Server Error").await;
         };
         self.shared.requests.fetch_add(1, Ordering::SeqCst);
@@ -1513,10 +1512,7 @@ where
         .unwrap_or(None);
     if let Some(reason) = retiring {
         procs.log(&format!("wsgilab: worker {id} retires: {reason}"));
-        procs.log(&format!(
-            "...The work of process {} is done. Seeya!",
-            procs.pid()
-        ));
+        procs.log(&crate::log::lines::WorkDone { pid: procs.pid() }.to_string());
     }
     0
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use server::log::lines::{HowStarted, MasterSpawned, WorkerStarted};
 use sim::net::{SimNet, Sysctls};
 use sim::python::{Route, RouteBehaviour};
 use sim::trace::{Category, Event, Trace};
@@ -96,21 +97,17 @@ fn worker_pids(events: &[Event]) -> Vec<u32> {
     events
         .iter()
         .filter(|e| e.category == Category::Log)
-        .filter_map(|e| e.text.strip_prefix("spawned uWSGI worker "))
-        .filter_map(|rest| rest.split("(pid: ").nth(1)?.split(',').next()?.parse().ok())
+        .filter_map(|e| WorkerStarted::parse(&e.text))
+        .filter(|w| matches!(w.how, HowStarted::Spawned { .. }))
+        .map(|w| w.pid)
         .collect()
 }
 
 fn master_pid(events: &[Event]) -> u32 {
     events
         .iter()
-        .find_map(|e| {
-            e.text
-                .strip_prefix("spawned uWSGI master process (pid: ")?
-                .trim_end_matches(')')
-                .parse()
-                .ok()
-        })
+        .find_map(|e| MasterSpawned::parse(&e.text))
+        .map(|m| m.pid)
         .expect("the master's pid")
 }
 

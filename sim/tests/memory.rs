@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
+use server::log::lines::{HowStarted, WorkDone, WorkerStarted};
 use sim::net::{SimNet, Sysctls};
 use sim::procs::Machine;
 use sim::python::{Route, RouteBehaviour};
@@ -105,12 +106,9 @@ fn log(events: &[Event]) -> Vec<&str> {
 fn worker_pids(events: &[Event]) -> Vec<u32> {
     log(events)
         .iter()
-        .filter_map(|line| {
-            let rest = line
-                .strip_prefix("spawned uWSGI worker 1 (pid: ")
-                .or_else(|| line.strip_prefix("Respawned uWSGI worker 1 (new pid: "))?;
-            rest.split([',', ')']).next()?.parse().ok()
-        })
+        .filter_map(|line| WorkerStarted::parse(line))
+        .filter(|w| w.slot == 1)
+        .map(|w| w.pid)
         .collect()
 }
 
@@ -135,14 +133,14 @@ fn a_leak_past_reload_on_rss_recycles_the_worker() {
         .unwrap_or_else(|| panic!("no retirement in:\n{text}"));
     let pids = worker_pids(&events);
     assert_eq!(pids.len(), 2, "{text}");
-    assert_eq!(
-        lines[retire + 1],
-        format!("...The work of process {} is done. Seeya!", pids[0])
-    );
+    assert_eq!(lines[retire + 1], WorkDone { pid: pids[0] }.to_string());
     assert!(
-        lines[retire..]
-            .iter()
-            .any(|l| *l == format!("Respawned uWSGI worker 1 (new pid: {})", pids[1])),
+        lines[retire..].iter().any(|l| WorkerStarted::parse(l)
+            == Some(WorkerStarted {
+                slot: 1,
+                pid: pids[1],
+                how: HowStarted::Respawned
+            })),
         "{text}"
     );
     // The third request was the last of the old worker; the new one served the other two.

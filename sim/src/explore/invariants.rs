@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::scenario::run::RunOutput;
 use crate::scenario::{split_command, Scenario, OUTCOME_WORDS, SERVER_HOST};
 use crate::trace::{Category, Event};
+use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
 
 /// A broken invariant: which, when, and the event that broke it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub fn check_run(scenario: &Scenario, run: &RunOutput) -> Vec<Violation> {
     accepted_not_dropped(run, &mut out);
     scoreboard(&facts, run, &mut out);
     busy_bound(&facts, run, &mut out);
+    workers_announced(&facts, run, &mut out);
     respawn(&facts, run, &mut out);
     graceful(&facts, run, &mut out);
     out
@@ -71,7 +73,6 @@ pub struct Facts {
     pub processes: usize,
     pub threads: usize,
     pub master_mode: bool,
-    pub lazy_apps: bool,
     pub master_pid: Option<u32>,
     /// When the master died, if it did.
     pub master_death: Option<usize>,
@@ -97,22 +98,15 @@ impl Facts {
             facts.processes = config.processes.max(1) as usize;
             facts.threads = config.threads.max(1) as usize;
             facts.master_mode = config.master || config.processes > 1;
-            facts.lazy_apps = config.lazy_apps;
         }
         let _ = scenario;
         for (i, e) in server_events(run) {
             if e.category == Category::Log {
-                if let Some(pid) = number_after(&e.text, "uWSGI master process (pid: ") {
-                    facts.master_pid = Some(pid);
+                if let Some(master) = MasterSpawned::parse(&e.text) {
+                    facts.master_pid = Some(master.pid);
                 }
-                for prefix in ["spawned uWSGI worker ", "Respawned uWSGI worker "] {
-                    if let Some(rest) = e.text.strip_prefix(prefix) {
-                        let slot = number_after(rest, "");
-                        let pid = number_after(rest, "pid: ");
-                        if let (Some(slot), Some(pid)) = (slot, pid) {
-                            facts.spawns.push((i, slot as usize, pid));
-                        }
-                    }
+                if let Some(started) = WorkerStarted::parse(&e.text) {
+                    facts.spawns.push((i, started.slot, started.pid));
                 }
             }
             if facts.master_death.is_none()
@@ -143,27 +137,13 @@ fn server_events(run: &RunOutput) -> impl Iterator<Item = (usize, &Event)> {
         .filter(|(_, e)| e.host == SERVER_HOST)
 }
 
-/// The number right after `prefix` in `text` (`prefix` empty: at the start).
-fn number_after(text: &str, prefix: &str) -> Option<u32> {
-    let at = if prefix.is_empty() {
-        0
-    } else {
-        text.find(prefix)? + prefix.len()
-    };
-    let digits: String = text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
 /// `[pid: 1003|app: 0|...`: the request log line a worker writes when a request is done,
 /// just before it tells the master it is idle again.
 fn request_log_pid(e: &Event) -> Option<u32> {
     if e.category != Category::Log {
         return None;
     }
-    number_after(e.text.strip_prefix("[pid: ")?, "")
+    request_line_pid(&e.text)
 }
 
 /// no_panic (the turmoil half): the simulation itself stopped with an error.
@@ -586,6 +566,37 @@ fn busy_bound(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
     }
 }
 
+/// workers_announced: with a master, every process that runs the app (other than the master,
+/// which imports it before forking) was announced by a worker start line
+/// ([`WorkerStarted`]). This is what the other invariants read workers from: were that line
+/// reworded or lost, they would find no workers and check nothing, so this one fails instead.
+fn workers_announced(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
+    if !facts.master_mode {
+        return;
+    }
+    let mut reported = Vec::new();
+    for (_, e) in server_events(run) {
+        let Some(pid) = e.pid else { continue };
+        if e.category != Category::App
+            || Some(pid) == facts.master_pid
+            || facts.slot_of(pid).is_some()
+            || reported.contains(&pid)
+        {
+            continue;
+        }
+        reported.push(pid);
+        violation(
+            out,
+            "workers_announced",
+            e.at_us,
+            format!(
+                "process {pid} ran the app ({}: {}) but no \"spawned uWSGI worker N (pid: {pid}, ...)\" or \"Respawned uWSGI worker N (new pid: {pid})\" line announced it",
+                e.kind, e.text
+            ),
+        );
+    }
+}
+
 /// respawn: with a master, a worker that dies is replaced in its slot within [`RESPAWN_US`]
 /// if it had lived a second or more, else within [`RESPAWN_BACKOFF_US`] (the master backs off
 /// from a worker that keeps dying at start-up). Not expected when the master is stopping (SIGINT, SIGTERM), reloading
@@ -598,9 +609,7 @@ fn respawn(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
     let stopping_from = server_events(run)
         .find(|(_, e)| {
             e.category == Category::Log
-                && (e.text.starts_with("SIGINT/SIGQUIT received")
-                    || e.text.contains("SIGTERM received")
-                    || (e.text.contains("SIGHUP received") && !facts.lazy_apps))
+                && StopSignal::parse(&e.text).is_some_and(StopSignal::ends_every_worker)
         })
         .map_or(usize::MAX, |(i, _)| i);
     for (i, e) in server_events(run) {
@@ -935,6 +944,16 @@ mod tests {
         let mut r = served();
         r.events.retain(|e| e.kind != "outcome");
         assert_eq!(broken(&r), ["one_outcome"]);
+    }
+
+    #[test]
+    fn a_reworded_worker_start_line_breaks_an_invariant_instead_of_hiding_workers() {
+        assert_eq!(broken(&served()), Vec::<&str>::new());
+        let mut r = served();
+        for e in &mut r.events {
+            e.text = e.text.replace("spawned uWSGI worker", "spawned worker");
+        }
+        assert_eq!(broken(&r), ["workers_announced"]);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use super::render::{ms, outcome_summary, request_phases, Phases};
 use super::run::{outcome_counts, server_log, RequestRecord, RunOutput};
 use super::{ExitExpectation, Expect, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event};
+use server::log::lines::{
+    AppReady, HarakiriOnWorker, HowStarted, ListenQueueFull, NoAppLoaded, NoPythonApp,
+    OperationalMode, SocketBound, WorkerStarted,
+};
 
 /// The one sentence that best says what a run teaches: the first failure's cause, else what
 /// the kernel did, else where the time went.
@@ -66,20 +70,20 @@ pub fn explain(scenario: &Scenario, run: &RunOutput) -> Vec<String> {
 fn startup(run: &RunOutput, log: &[&str]) -> String {
     let mode = log
         .iter()
-        .find_map(|l| l.strip_prefix("*** Operational MODE: "))
-        .map(|m| m.trim_end_matches(" ***").to_string());
+        .find_map(|l| OperationalMode::parse(l))
+        .map(OperationalMode::name);
     let bound = log
         .iter()
-        .find(|l| l.contains(" bound to TCP address "))
-        .map(|l| l.to_string());
+        .find_map(|l| SocketBound::parse(l))
+        .map(|b| b.to_string());
     let mut text = match (&mode, &bound) {
         (Some(mode), Some(bound)) => format!("The server started in {mode} mode ({bound})."),
         (None, Some(bound)) => format!("The server started ({bound})."),
         _ => "The server never got as far as listening.".to_string(),
     };
-    let app = log.iter().find(|l| l.starts_with("WSGI app 0"));
-    let no_app = log.iter().any(|l| l.contains("no app loaded"));
-    if app.is_some() {
+    let app = log.iter().any(|l| AppReady::parse(l).is_some());
+    let no_app = log.iter().any(|l| NoAppLoaded::parse(l).is_some());
+    if app {
         text.push_str(" The app was imported.");
     } else if no_app {
         let cause = log
@@ -123,8 +127,8 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
     let after = |e: &Event| e.at_us >= r.start_us && r.done_us.is_none_or(|d| e.at_us <= d);
     // What happened to the worker serving it.
     if let Some(pid) = p.worker_pid {
-        if let Some(h) = log_after(run, r.start_us, |l| l.contains("HARAKIRI ON WORKER")) {
-            if h.contains(&format!("pid: {pid},")) {
+        if let Some(h) = log_after(run, r.start_us, |l| HarakiriOnWorker::parse(l).is_some()) {
+            if HarakiriOnWorker::parse(h).is_some_and(|h| h.pid == pid) {
                 return format!(
                     "its worker (pid {pid}) was still in the app when --harakiri ran out, and the master killed it: \"{h}\"; a harakiri'd request gets no response"
                 );
@@ -142,11 +146,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             return "the app raised an exception (traceback in the log); wsgilab answers 500 with a body where uWSGI would close the connection without a response".into();
         }
     }
-    if r.outcome == "500"
-        && log
-            .iter()
-            .any(|l| l.contains("no python application found"))
-    {
+    if r.outcome == "500" && log.iter().any(|l| NoPythonApp::parse(l).is_some()) {
         let error = log
             .iter()
             .find(|l| l.contains("Error: ") && !l.starts_with(' '))
@@ -254,7 +254,7 @@ fn network(run: &RunOutput) -> Vec<String> {
     }
     if let Some(line) = server_log(&run.events)
         .into_iter()
-        .find(|l| l.contains("listen queue of socket"))
+        .find(|l| ListenQueueFull::parse(l).is_some())
     {
         out.push(format!(
             "The master saw the queue full when it sampled it: \"{line}\"."
@@ -448,7 +448,8 @@ fn process_events(run: &RunOutput) -> Vec<String> {
     let log = server_log(&run.events);
     let respawns = log
         .iter()
-        .filter(|l| l.starts_with("Respawned uWSGI worker"))
+        .filter_map(|l| WorkerStarted::parse(l))
+        .filter(|s| s.how == HowStarted::Respawned)
         .count();
     if respawns > 0 {
         out.push(format!(

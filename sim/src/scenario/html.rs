@@ -13,6 +13,7 @@ use super::render::{latency_stats, ms, outcome_summary, request_phases, Phases};
 use super::run::{RequestRecord, RunOutput};
 use super::{Scenario, SERVER_HOST};
 use crate::trace::{Category, Event};
+use server::log::lines::WorkerStarted;
 
 /// The whole page: a header, then one section per run (one per variant).
 pub fn render_html(name: &str, scenario: &Scenario, runs: &[RunOutput]) -> String {
@@ -368,27 +369,11 @@ fn host_events<'a>(run: &'a RunOutput, host: &'a str) -> impl Iterator<Item = &'
 fn worker_pids(run: &RunOutput, host: &str) -> BTreeMap<u32, usize> {
     let mut by_pid = BTreeMap::new();
     for e in host_events(run, host).filter(|e| e.category == Category::Log) {
-        let Some(rest) = e
-            .text
-            .strip_prefix("spawned uWSGI worker ")
-            .or_else(|| e.text.strip_prefix("Respawned uWSGI worker "))
-        else {
-            continue;
-        };
-        let n = leading_number(rest);
-        let pid = rest
-            .find("pid: ")
-            .and_then(|i| leading_number(&rest[i + 5..]));
-        if let (Some(n), Some(pid)) = (n, pid) {
-            by_pid.insert(pid as u32, n as usize);
+        if let Some(started) = WorkerStarted::parse(&e.text) {
+            by_pid.insert(started.pid, started.slot);
         }
     }
     by_pid
-}
-
-fn leading_number(text: &str) -> Option<u64> {
-    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// `[busy, idle]` → `["busy", "idle"]`.

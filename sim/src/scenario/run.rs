@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use server::log::lines::WorkerStarted;
 use server::net::Net;
 use server::procs::Signal;
 use tokio::sync::Notify;
@@ -521,22 +522,11 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
 
 /// Worker `n`'s current pid, as the server's log announced it.
 fn worker_pid(events: &[Event], host: &str, n: usize) -> Option<u32> {
-    let spawned = format!("spawned uWSGI worker {n} (pid: ");
-    let respawned = format!("Respawned uWSGI worker {n} (new pid: ");
-    events
+    let log = events
         .iter()
-        .rev()
         .filter(|e| e.category == Category::Log && e.host == host)
-        .find_map(|e| {
-            let rest = e
-                .text
-                .strip_prefix(&spawned)
-                .or_else(|| e.text.strip_prefix(&respawned))?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
+        .map(|e| e.text.as_str());
+    WorkerStarted::last_pid(log, n)
 }
 
 /// The servers' log lines of a run, as printed (and the balancer's, if there is one).
