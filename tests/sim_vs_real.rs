@@ -72,7 +72,7 @@ const NEEDS_THE_CPU: &[&str] = &[
 /// 1 s SYN retransmissions), and its half-open connections get in with whichever
 /// retransmission finds room. On this machine, idle, consecutive real runs gave: all nine
 /// retried clients connected at 1.00–1.04 s and the responses came in pairs to 8.1 s (as in
-/// DESIGN.md and the model); three of them at 3.08 s instead; and once three connections were
+/// ARCHITECTURE.md and the model); three of them at 3.08 s instead; and once three connections were
 /// accepted before their request bytes, which were still being retransmitted, arrived, so
 /// --socket-timeout closed them without a response and the rest were answered up to 18.5 s.
 /// For these the test holds what every run showed — the same clients connect at once (7) and

@@ -32,7 +32,7 @@
 //! - **Loopback is synchronous.** A packet to the same host is processed before the sending
 //!   system call returns: a `connect()` to a listener with room completes its handshake inside
 //!   the call. So clients started one after another each see the queue as the previous one
-//!   left it, and workers blocked in `accept()` take connections in between — DESIGN.md's
+//!   left it, and workers blocked in `accept()` take connections in between — ARCHITECTURE.md's
 //!   "7 clients connected at once" with 2 workers and a queue of 5.
 //! - **Timers share wheel buckets.** Retransmission timers are rounded up to the Linux timer
 //!   wheel's buckets (32 ms wide for a 1 s timer at `HZ=250`), so clients whose SYNs were

@@ -7,7 +7,7 @@
 //! level 1 of the wheel, whose buckets are 8 jiffies (32 ms) wide, and fires at the end of its
 //! bucket: so SYN retransmit timers armed a few milliseconds apart all fire *in the same
 //! softirq*, their SYNs are processed one after another before any of the ACKs they provoke,
-//! and all of them find the accept queue as it was. That is why, in DESIGN.md's uWSGI
+//! and all of them find the accept queue as it was. That is why, in ARCHITECTURE.md's uWSGI
 //! measurement, nine clients saw `connect()` return at ≈1.02 s although only two queue slots
 //! had freed, and why the backlog-4 listener lets its seven waiting clients in at 5.12 s (five
 //! linear retries of 1.024 s each), not 5.0 s.
@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 /// A host's TCP sysctls (`/proc/sys/net/...`) and the two kernel constants the model needs.
-/// The defaults are those of the machine DESIGN.md's measurements were taken on (Linux 6.18).
+/// The defaults are those of the machine ARCHITECTURE.md's measurements were taken on (Linux 6.18).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sysctls {
     /// `net.core.somaxconn`: `listen()`'s backlog is capped at this.

@@ -1,4 +1,4 @@
-//! The network model against the measurements of DESIGN.md and the kernel's rules, each in a
+//! The network model against the measurements of ARCHITECTURE.md and the kernel's rules, each in a
 //! small turmoil world.
 
 use std::io::ErrorKind;
@@ -15,7 +15,7 @@ use crate::trace::{now, Event, Trace};
 
 fn world() -> turmoil::Sim<'static> {
     turmoil::Builder::new()
-        // Never the real clock (DESIGN.md's turmoil traps).
+        // Never the real clock (ARCHITECTURE.md's turmoil traps).
         .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
         .simulation_duration(Duration::from_secs(600))
         .build()
@@ -60,7 +60,7 @@ fn take<T: Default>(s: &Shared<T>) -> T {
     std::mem::take(&mut *s.lock().unwrap())
 }
 
-/// DESIGN.md: "a listener with backlog 4 that accepts nothing until t = 4.5 s lets 5 clients
+/// ARCHITECTURE.md's fidelity rules: "a listener with backlog 4 that accepts nothing until t = 4.5 s lets 5 clients
 /// connect at once; the other 7 connect at t ≈ 5.1 s, at the first retry after room was made."
 #[test]
 fn backlog_4_admits_5_then_7_at_the_fifth_syn_retry() {
@@ -149,7 +149,7 @@ fn backlog_4_admits_5_then_7_at_the_fifth_syn_retry() {
     );
 }
 
-/// DESIGN.md's uWSGI measurement: 2 workers, `--listen 4`, a 1 s app and 16 clients. "7 clients
+/// ARCHITECTURE.md's uWSGI measurement: 2 workers, `--listen 4`, a 1 s app and 16 clients. "7 clients
 /// connected at once; the other 9 all saw connect() return after ≈1.0 s ... the responses
 /// completed in pairs at about 1, 2, 3, ... 8 s."
 #[test]

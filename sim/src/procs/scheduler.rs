@@ -1,5 +1,5 @@
 //! The simulated CPUs: processor sharing. With *c* cores and *k* processes that want the CPU,
-//! each progresses at min(1, c/k) of full speed (DESIGN.md's fidelity rule); inside a process,
+//! each progresses at min(1, c/k) of full speed (ARCHITECTURE.md's fidelity rule); inside a process,
 //! Python threads share that one share, because they share one GIL. Sleeping or waiting on I/O
 //! takes nothing.
 //!
