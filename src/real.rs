@@ -40,7 +40,7 @@ use sim::scenario::client::{
 };
 use sim::scenario::run::{RequestRecord, RunOutput};
 use sim::scenario::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
-use sim::trace::{Category, Event};
+use sim::trace::{Category, Event, EventKind};
 use tokio::net::TcpStream;
 
 /// The interpreter whose libpython this binary embeds: the one that must make the virtualenvs.
@@ -173,7 +173,7 @@ async fn drive(setup: Setup<'_>) -> Result<Outcome, String> {
             .map_err(|e| format!("cannot hold port {real} (the scenario's {port}): {e}"))?;
         early_events.push((
             Category::Proc,
-            "squatter",
+            EventKind::Squatter,
             format!(
                 "an older server is already running and listens on port {port} (really {real})"
             ),
@@ -197,7 +197,7 @@ async fn drive(setup: Setup<'_>) -> Result<Outcome, String> {
     shared.record(
         Category::Proc,
         None,
-        "spawn",
+        EventKind::Spawn,
         format!(
             "wsgilab serve {} started (pid {}) in {}; it took {} ms to start",
             setup.args.join(" "),
@@ -611,7 +611,7 @@ impl ServerProcess {
                 pid: None,
                 category: Category::Log,
                 conn: None,
-                kind: "log".to_string(),
+                kind: EventKind::Log,
                 text: text.clone(),
             })
             .collect()
@@ -647,7 +647,10 @@ fn signal_pid(pid: u32, signal: i32) -> bool {
 
 /// Log lines that say a server has got somewhere in its start: the real server has started
 /// when its log has as many of each as the simulated one had at virtual time 0.
-const STARTUP_MARKERS: &[fn(&str) -> bool] = &[
+/// Whether a log line is one kind of start-up milestone.
+type Marker = fn(&str) -> bool;
+
+const STARTUP_MARKERS: &[Marker] = &[
     |l| SocketBound::parse(l).is_some(),
     |l| OperationalMode::parse(l).is_some(),
     |l| AppReady::parse(l).is_some(),
@@ -671,17 +674,16 @@ async fn wait_started(server: &mut ServerProcess, sim: &RunOutput) -> Instant {
         .filter(|e| e.category == Category::Log && e.at_us < first_activity.max(1))
         .map(|e| e.text.as_str())
         .collect();
-    let wanted: Vec<(fn(&str) -> bool, usize)> = STARTUP_MARKERS
+    let wanted: Vec<(Marker, usize)> = STARTUP_MARKERS
         .iter()
         .map(|&m| (m, startup.iter().filter(|l| m(l)).count()))
         .filter(|(_, n)| *n > 0)
         .collect();
     // A server the simulation saw exit during its start: wait for the real one to exit too.
     let sim_exits_at_start = sim.exit_status.is_some()
-        && sim
-            .events
-            .iter()
-            .any(|e| e.category == Category::Proc && e.kind == "exit" && e.at_us < first_activity);
+        && sim.events.iter().any(|e| {
+            e.category == Category::Proc && e.kind == EventKind::Exit && e.at_us < first_activity
+        });
     let deadline = Instant::now() + STARTUP_LIMIT;
     loop {
         if server.exited().is_some() || Instant::now() > deadline {
@@ -711,7 +713,7 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
         shared.record(
             Category::Proc,
             None,
-            "kill",
+            EventKind::Kill,
             format!(
                 "kill -{short} of every process of the server at once (process group {})",
                 server.pid
@@ -728,7 +730,7 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
         shared.record(
             Category::Proc,
             None,
-            "fault_missed",
+            EventKind::FaultMissed,
             format!("kill -{short} ({}): no such process is running", fault.to),
         );
         return;
@@ -736,14 +738,14 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
     shared.record(
         Category::Proc,
         Some(pid),
-        "kill",
+        EventKind::Kill,
         format!("kill -{short} {pid} ({}), typed by the operator", fault.to),
     );
     if !signal_pid(pid, number) {
         shared.record(
             Category::Proc,
             Some(pid),
-            "fault_missed",
+            EventKind::FaultMissed,
             format!("kill -{short} {pid} ({}): no such process", fault.to),
         );
     }
@@ -783,7 +785,7 @@ impl Shared {
         tokio::time::Instant::from_std(self.t0 + offset)
     }
 
-    fn record(&self, category: Category, pid: Option<u32>, kind: &str, text: String) {
+    fn record(&self, category: Category, pid: Option<u32>, kind: EventKind, text: String) {
         self.record_at(self.now_us(), category, pid, None, kind, text);
     }
 
@@ -793,7 +795,7 @@ impl Shared {
         category: Category,
         pid: Option<u32>,
         conn: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         text: String,
     ) {
         let host = if category == Category::Client {
@@ -810,7 +812,7 @@ impl Shared {
                 pid,
                 category,
                 conn: conn.map(str::to_string),
-                kind: kind.to_string(),
+                kind,
                 text,
             });
     }
@@ -834,7 +836,7 @@ impl ClientWorld for Shared {
         Shared::now_us(self)
     }
 
-    fn say(&self, _host: &str, conn: Option<&str>, kind: &str, text: String) {
+    fn say(&self, _host: &str, conn: Option<&str>, kind: EventKind, text: String) {
         self.record_at(self.now_us(), Category::Client, None, conn, kind, text);
     }
 
@@ -857,7 +859,7 @@ impl ClientWorld for Shared {
                 Category::Net,
                 None,
                 conn,
-                "syn_retry",
+                EventKind::SynRetry,
                 format!(
                     "{} retransmits its SYN (attempt {}, {:.3} s after connect(); inferred: connect() took {})",
                     conn.unwrap_or("?"),

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What part of the machine an event comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -28,6 +28,141 @@ pub enum Category {
     Board,
 }
 
+/// What an event is, by the part of the machine that records it. Serialised in snake_case
+/// (`syn_dropped`, `app_start`, ...): the names of the JSON trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    // The network (sim/src/net/kernel.rs)
+    Listen,
+    SynSent,
+    SynDropped,
+    SynFlood,
+    SynRetry,
+    Synack,
+    SynackRetransmit,
+    AckDropped,
+    HalfOpenExpired,
+    Established,
+    Accepted,
+    Connected,
+    Refused,
+    Reset,
+    Timeout,
+    DataRetransmit,
+    DataDelivered,
+    Fin,
+    Close,
+    // Processes (sim/src/procs/, sim/src/world.rs, the runner's faults)
+    Exec,
+    Fork,
+    Spawn,
+    Exit,
+    Signal,
+    Kill,
+    Killed,
+    FaultMissed,
+    Squatter,
+    // The interpreter and the app (sim/src/python/)
+    PythonStart,
+    PythonStartFailed,
+    Import,
+    ImportFailed,
+    ImportThread,
+    ImportConnection,
+    ForkThreadMissing,
+    ForkConnectionShared,
+    QuerySharedConnection,
+    QueryWaits,
+    Hint,
+    AppStart,
+    Cpu,
+    Sleep,
+    Leak,
+    Hang,
+    Crash,
+    Raise,
+    AppEnd,
+    // The clients (sim/src/scenario/client.rs)
+    Connect,
+    Sent,
+    Outcome,
+    // The server's log and the master's worker list
+    Log,
+    Board,
+    // The lab itself
+    Lab,
+    SimError,
+}
+
+impl EventKind {
+    /// The name the JSON trace gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Listen => "listen",
+            EventKind::SynSent => "syn_sent",
+            EventKind::SynDropped => "syn_dropped",
+            EventKind::SynFlood => "syn_flood",
+            EventKind::SynRetry => "syn_retry",
+            EventKind::Synack => "synack",
+            EventKind::SynackRetransmit => "synack_retransmit",
+            EventKind::AckDropped => "ack_dropped",
+            EventKind::HalfOpenExpired => "half_open_expired",
+            EventKind::Established => "established",
+            EventKind::Accepted => "accepted",
+            EventKind::Connected => "connected",
+            EventKind::Refused => "refused",
+            EventKind::Reset => "reset",
+            EventKind::Timeout => "timeout",
+            EventKind::DataRetransmit => "data_retransmit",
+            EventKind::DataDelivered => "data_delivered",
+            EventKind::Fin => "fin",
+            EventKind::Close => "close",
+            EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Spawn => "spawn",
+            EventKind::Exit => "exit",
+            EventKind::Signal => "signal",
+            EventKind::Kill => "kill",
+            EventKind::Killed => "killed",
+            EventKind::FaultMissed => "fault_missed",
+            EventKind::Squatter => "squatter",
+            EventKind::PythonStart => "python_start",
+            EventKind::PythonStartFailed => "python_start_failed",
+            EventKind::Import => "import",
+            EventKind::ImportFailed => "import_failed",
+            EventKind::ImportThread => "import_thread",
+            EventKind::ImportConnection => "import_connection",
+            EventKind::ForkThreadMissing => "fork_thread_missing",
+            EventKind::ForkConnectionShared => "fork_connection_shared",
+            EventKind::QuerySharedConnection => "query_shared_connection",
+            EventKind::QueryWaits => "query_waits",
+            EventKind::Hint => "hint",
+            EventKind::AppStart => "app_start",
+            EventKind::Cpu => "cpu",
+            EventKind::Sleep => "sleep",
+            EventKind::Leak => "leak",
+            EventKind::Hang => "hang",
+            EventKind::Crash => "crash",
+            EventKind::Raise => "raise",
+            EventKind::AppEnd => "app_end",
+            EventKind::Connect => "connect",
+            EventKind::Sent => "sent",
+            EventKind::Outcome => "outcome",
+            EventKind::Log => "log",
+            EventKind::Board => "board",
+            EventKind::Lab => "lab",
+            EventKind::SimError => "sim_error",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
@@ -42,8 +177,8 @@ pub struct Event {
     /// request table matches the kernel's, the worker's and the client's events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conn: Option<String>,
-    /// A short machine-readable kind (`syn_dropped`, `spawn`, `request_done`, ...).
-    pub kind: String,
+    /// What it is (`syn_dropped`, `spawn`, `app_end`, ...).
+    pub kind: EventKind,
     /// What happened, in words.
     pub text: String,
 }
@@ -52,7 +187,7 @@ pub struct Event {
 /// thread (turmoil's), but the seams it implements ask for `Send + Sync` handles, because the
 /// real ones cross threads; hence `Arc<Mutex<_>>`, never contended.
 ///
-/// Events are kept compact while the run records them (host and kind interned, the
+/// Events are kept compact while the run records them (host names interned, the
 /// connection as an address) and become [`Event`]s when read: recording is on every
 /// request's path, reading happens once.
 #[derive(Clone, Default)]
@@ -65,14 +200,14 @@ struct Raw {
     pid: Option<u32>,
     category: Category,
     conn: Option<SocketAddr>,
-    kind: u32,
+    kind: EventKind,
     text: String,
 }
 
 #[derive(Default)]
 struct Recorded {
     events: Vec<Raw>,
-    /// Host names and kinds, each stored once.
+    /// Host names, each stored once.
     names: Vec<String>,
     index: BTreeMap<String, u32>,
 }
@@ -95,7 +230,7 @@ impl Recorded {
             pid: raw.pid,
             category: raw.category,
             conn: raw.conn.map(|c| c.to_string()),
-            kind: self.names[raw.kind as usize].clone(),
+            kind: raw.kind,
             text: raw.text.clone(),
         }
     }
@@ -107,7 +242,7 @@ impl Trace {
         host: &str,
         pid: Option<u32>,
         category: Category,
-        kind: &str,
+        kind: EventKind,
         text: impl Into<String>,
     ) {
         self.push(host, pid, category, None, kind, text.into());
@@ -120,7 +255,7 @@ impl Trace {
         pid: Option<u32>,
         category: Category,
         conn: Option<SocketAddr>,
-        kind: &str,
+        kind: EventKind,
         text: impl Into<String>,
     ) {
         self.push(host, pid, category, conn, kind, text.into());
@@ -132,13 +267,12 @@ impl Trace {
         pid: Option<u32>,
         category: Category,
         conn: Option<SocketAddr>,
-        kind: &str,
+        kind: EventKind,
         text: String,
     ) {
         let at_us = now().as_micros() as u64;
         let mut recorded = self.lock();
         let host = recorded.intern(host);
-        let kind = recorded.intern(kind);
         recorded.events.push(Raw {
             at_us,
             host,

@@ -16,7 +16,7 @@ use crate::files::FileTree;
 use crate::net::SimNet;
 use crate::procs::{as_process, Machine, MachineSpec, SimSupervisor};
 use crate::python::{AppBehaviour, PythonInstall, SimPython};
-use crate::trace::{Category, Trace};
+use crate::trace::{Category, EventKind, Trace};
 
 /// Everything about the server machine and the command typed on it.
 #[derive(Clone, Debug, Default)]
@@ -86,7 +86,7 @@ pub async fn run_server(
                 &machine.host,
                 Some(pid),
                 Category::Proc,
-                "exec",
+                EventKind::Exec,
                 format!("pid {pid} re-executes itself (exec): same pid, same command line, the listening socket kept open"),
             );
             machine.set_env(pid, REEXECUTED_ENV, "1");
@@ -164,7 +164,7 @@ fn exit(machine: &Machine, pid: u32, status: i32) -> i32 {
         &machine.host,
         Some(pid),
         Category::Proc,
-        "exit",
+        EventKind::Exit,
         format!("pid {pid} exited with status {status}"),
     );
     status

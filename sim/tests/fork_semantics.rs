@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use server::log::lines::{HowStarted, MasterSpawned, WorkerStarted};
 use sim::net::{SimNet, Sysctls};
 use sim::python::{Route, RouteBehaviour};
-use sim::trace::{Category, Event, Trace};
+use sim::trace::{Category, Event, EventKind, Trace};
 use sim::world::{run_server, ServerSetup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -88,7 +88,7 @@ fn run(setup: ServerSetup, path: &'static str, clients: usize, requests: usize) 
     trace.events()
 }
 
-fn of_kind<'a>(events: &'a [Event], kind: &str) -> Vec<&'a Event> {
+fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {
     events.iter().filter(|e| e.kind == kind).collect()
 }
 
@@ -120,11 +120,11 @@ fn a_thread_started_at_import_exists_only_in_the_master() {
     let workers = worker_pids(&events);
     assert_eq!(workers.len(), 3);
 
-    let started = of_kind(&events, "import_thread");
+    let started = of_kind(&events, EventKind::ImportThread);
     assert_eq!(started.len(), 1, "imported once, by the master");
     assert_eq!(started[0].pid, Some(master));
 
-    let missing = of_kind(&events, "fork_thread_missing");
+    let missing = of_kind(&events, EventKind::ForkThreadMissing);
     let pids: Vec<Option<u32>> = missing.iter().map(|e| e.pid).collect();
     assert_eq!(pids, workers.iter().map(|&p| Some(p)).collect::<Vec<_>>());
     for (event, worker) in missing.iter().zip(&workers) {
@@ -138,7 +138,7 @@ fn a_thread_started_at_import_exists_only_in_the_master() {
         );
     }
     // Told at the first fork, once.
-    let hints = of_kind(&events, "hint");
+    let hints = of_kind(&events, EventKind::Hint);
     assert_eq!(hints.len(), 1);
     assert!(hints[0]
         .text
@@ -147,9 +147,9 @@ fn a_thread_started_at_import_exists_only_in_the_master() {
     // Each fork's explanation comes right after the fork itself.
     let fork_at = events
         .iter()
-        .position(|e| e.kind == "fork" && e.pid == Some(workers[0]))
+        .position(|e| e.kind == EventKind::Fork && e.pid == Some(workers[0]))
         .expect("the fork");
-    assert_eq!(events[fork_at + 1].kind, "fork_thread_missing");
+    assert_eq!(events[fork_at + 1].kind, EventKind::ForkThreadMissing);
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn a_connection_opened_at_import_is_shared_and_queries_interleave() {
     let workers = worker_pids(&events);
     assert_eq!(workers.len(), 2);
 
-    let shared = of_kind(&events, "fork_connection_shared");
+    let shared = of_kind(&events, EventKind::ForkConnectionShared);
     assert_eq!(shared.len(), 2);
     assert!(
         shared[0].text.contains(&format!(
@@ -179,12 +179,12 @@ fn a_connection_opened_at_import_is_shared_and_queries_interleave() {
         shared[1].text
     );
     assert!(shared[1].text.contains("their queries interleave"));
-    assert!(of_kind(&events, "hint")[0]
+    assert!(of_kind(&events, EventKind::Hint)[0]
         .text
         .contains("opens a connection when it is imported"));
 
     // Two clients at once keep both workers on the connection at the same time.
-    let queries = of_kind(&events, "query_shared_connection");
+    let queries = of_kind(&events, EventKind::QuerySharedConnection);
     assert_eq!(queries.len(), 4, "one per request");
     let interleaved: Vec<&&Event> = queries
         .iter()
@@ -213,15 +213,15 @@ fn with_lazy_apps_each_worker_has_its_own_thread_and_connection() {
     let workers = worker_pids(&events);
     assert_eq!(workers.len(), 2);
     for kind in [
-        "fork_thread_missing",
-        "fork_connection_shared",
-        "query_shared_connection",
-        "hint",
+        EventKind::ForkThreadMissing,
+        EventKind::ForkConnectionShared,
+        EventKind::QuerySharedConnection,
+        EventKind::Hint,
     ] {
         assert!(of_kind(&events, kind).is_empty(), "{kind} with --lazy-apps");
     }
-    let threads = of_kind(&events, "import_thread");
-    let connections = of_kind(&events, "import_connection");
+    let threads = of_kind(&events, EventKind::ImportThread);
+    let connections = of_kind(&events, EventKind::ImportConnection);
     for (list, own) in [
         (&threads, "this worker has its own thread"),
         (
@@ -247,10 +247,10 @@ fn with_lazy_apps_each_worker_has_its_own_thread_and_connection() {
 fn an_app_without_import_effects_forks_silently() {
     let events = run(setup(&["--processes", "2"]), "/", 1, 1);
     for kind in [
-        "fork_thread_missing",
-        "fork_connection_shared",
-        "query_shared_connection",
-        "hint",
+        EventKind::ForkThreadMissing,
+        EventKind::ForkConnectionShared,
+        EventKind::QuerySharedConnection,
+        EventKind::Hint,
     ] {
         assert!(of_kind(&events, kind).is_empty(), "{kind}");
     }

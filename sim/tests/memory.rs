@@ -11,7 +11,7 @@ use server::log::lines::{HowStarted, WorkDone, WorkerStarted};
 use sim::net::{SimNet, Sysctls};
 use sim::procs::Machine;
 use sim::python::{Route, RouteBehaviour};
-use sim::trace::{Category, Event, Trace};
+use sim::trace::{Category, Event, EventKind, Trace};
 use sim::world::{run_server, ServerSetup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -147,7 +147,7 @@ fn a_leak_past_reload_on_rss_recycles_the_worker() {
     let served_by = |pid: u32| {
         events
             .iter()
-            .filter(|e| e.kind == "app_start" && e.pid == Some(pid))
+            .filter(|e| e.kind == EventKind::AppStart && e.pid == Some(pid))
             .count()
     };
     assert_eq!((served_by(pids[0]), served_by(pids[1])), (3, 2));

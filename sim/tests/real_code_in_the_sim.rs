@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sim::net::{SimNet, Sysctls};
-use sim::trace::{Category, Event, Trace};
+use sim::trace::{Category, Event, EventKind, Trace};
 use sim::world::{run_server, ServerSetup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -110,7 +110,7 @@ fn hello_world_through_the_real_master_and_workers() {
     }
     assert!(events
         .iter()
-        .any(|e| e.category == Category::Net && e.kind == "accepted"));
+        .any(|e| e.category == Category::Net && e.kind == EventKind::Accepted));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::scenario::run::RunOutput;
 use crate::scenario::{split_command, Scenario, OUTCOME_WORDS, SERVER_HOST};
-use crate::trace::{Category, Event};
+use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
 
 /// A broken invariant: which, when, and the event that broke it.
@@ -111,7 +111,7 @@ impl Facts {
             }
             if facts.master_death.is_none()
                 && e.category == Category::Proc
-                && matches!(e.kind.as_str(), "killed" | "exit")
+                && matches!(e.kind, EventKind::Killed | EventKind::Exit)
                 && e.pid.is_some()
                 && e.pid == facts.master_pid
             {
@@ -149,7 +149,7 @@ fn request_log_pid(e: &Event) -> Option<u32> {
 /// no_panic (the turmoil half): the simulation itself stopped with an error.
 fn no_sim_error(run: &RunOutput, out: &mut Vec<Violation>) {
     for e in &run.events {
-        if e.kind == "sim_error" {
+        if e.kind == EventKind::SimError {
             violation(out, "no_panic", e.at_us, e.text.clone());
         }
     }
@@ -182,7 +182,7 @@ fn one_outcome(scenario: &Scenario, run: &RunOutput, out: &mut Vec<Violation>) {
     }
     let mut outcome_events: BTreeMap<&str, usize> = BTreeMap::new();
     for e in &run.events {
-        if e.category == Category::Client && e.kind == "outcome" {
+        if e.category == Category::Client && e.kind == EventKind::Outcome {
             if let Some((label, _)) = e.text.split_once(": ") {
                 *outcome_events.entry(label).or_default() += 1;
             }
@@ -258,12 +258,11 @@ fn failure_causes(run: &RunOutput, out: &mut Vec<Violation>) {
             continue;
         }
         let during = |e: &&Event| e.at_us >= r.start_us && e.at_us <= end;
-        let kinds: &[&str] = match r.outcome.as_str() {
-            "refused" => &["refused"],
-            "timeout" => &["syn_dropped", "syn_retry", "synack_retransmit"],
-            "reset" | "no_response" | "cut" => {
-                &["refused", "reset", "close", "killed", "exit", "kill", "log"]
-            }
+        use EventKind::*;
+        let kinds: &[EventKind] = match r.outcome.as_str() {
+            "refused" => &[Refused],
+            "timeout" => &[SynDropped, SynRetry, SynackRetransmit],
+            "reset" | "no_response" | "cut" => &[Refused, Reset, Close, Killed, Exit, Kill, Log],
             _ => continue,
         };
         let cause = run
@@ -272,8 +271,8 @@ fn failure_causes(run: &RunOutput, out: &mut Vec<Violation>) {
             .filter(during)
             .filter(|e| e.host != r.host)
             .find(|e| {
-                kinds.contains(&e.kind.as_str())
-                    && (e.kind != "log" || request_log_pid(e).is_none())
+                kinds.contains(&e.kind)
+                    && (e.kind != EventKind::Log || request_log_pid(e).is_none())
             });
         if cause.is_none() {
             violation(
@@ -309,7 +308,7 @@ fn closed_while_idle(run: &RunOutput, k: usize) -> bool {
     run.events.iter().any(|e| {
         e.host == SERVER_HOST
             && e.category == Category::Net
-            && e.kind == "fin"
+            && e.kind == EventKind::Fin
             && e.conn == r.conn
             && e.at_us >= since
             && e.at_us <= sent
@@ -327,7 +326,7 @@ fn accepted_not_dropped(run: &RunOutput, out: &mut Vec<Violation>) {
         }
     }
     for (_, e) in server_events(run) {
-        if e.category != Category::Net || e.kind != "accepted" {
+        if e.category != Category::Net || e.kind != EventKind::Accepted {
             continue;
         }
         let Some(conn) = e.conn.as_deref() else {
@@ -348,7 +347,10 @@ fn accepted_not_dropped(run: &RunOutput, out: &mut Vec<Violation>) {
                 && x.at_us <= end
                 && ((x.category == Category::Log && request_log_pid(x).is_none())
                     || (x.category == Category::Proc
-                        && matches!(x.kind.as_str(), "kill" | "killed" | "exit")))
+                        && matches!(
+                            x.kind,
+                            EventKind::Kill | EventKind::Killed | EventKind::Exit
+                        )))
         });
         if !reason {
             violation(
@@ -374,13 +376,15 @@ fn busy_steps(facts: &Facts, run: &RunOutput) -> Vec<(usize, u64, u32, usize)> {
     let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
     let mut steps = Vec::new();
     for (i, e) in server_events(run) {
-        let change = if e.category == Category::App && e.kind == "app_start" {
+        let change = if e.category == Category::App && e.kind == EventKind::AppStart {
             e.pid.map(|p| (p, 1i64))
         } else if let Some(pid) = request_log_pid(e) {
             // A request refused before the app (400, 408, 431) is logged too without having
             // started: such a line ends nothing.
             Some((pid, -1))
-        } else if e.category == Category::Proc && matches!(e.kind.as_str(), "killed" | "exit") {
+        } else if e.category == Category::Proc
+            && matches!(e.kind, EventKind::Killed | EventKind::Exit)
+        {
             e.pid.map(|p| (p, i64::MIN))
         } else {
             None
@@ -613,7 +617,7 @@ fn respawn(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
         })
         .map_or(usize::MAX, |(i, _)| i);
     for (i, e) in server_events(run) {
-        if e.category != Category::Proc || !matches!(e.kind.as_str(), "killed" | "exit") {
+        if e.category != Category::Proc || !matches!(e.kind, EventKind::Killed | EventKind::Exit) {
             continue;
         }
         let Some(pid) = e.pid else { continue };
@@ -689,14 +693,14 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
         return;
     }
     let signals: Vec<(usize, u64, &str)> = server_events(run)
-        .filter(|(_, e)| e.category == Category::Proc && e.kind == "kill")
+        .filter(|(_, e)| e.category == Category::Proc && e.kind == EventKind::Kill)
         .filter_map(|(i, e)| {
             let graceful = e.text.starts_with("kill -TERM ") || e.text.starts_with("kill -HUP ");
             (graceful && e.text.contains("(master)")).then_some((i, e.at_us, e.text.as_str()))
         })
         .collect();
     let accepted: BTreeMap<&str, (usize, u64)> = server_events(run)
-        .filter(|(_, e)| e.category == Category::Net && e.kind == "accepted")
+        .filter(|(_, e)| e.category == Category::Net && e.kind == EventKind::Accepted)
         .filter_map(|(i, e)| Some((e.conn.as_deref()?, (i, e.at_us))))
         .collect();
     for &(si, st, what) in &signals {
@@ -725,7 +729,7 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                 .iter()
                 .filter(|e| {
                     e.category == Category::App
-                        && e.kind == "app_start"
+                        && e.kind == EventKind::AppStart
                         && e.conn.as_deref() == Some(conn)
                 })
                 .filter_map(|e| e.pid)
@@ -734,8 +738,9 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                 j > ai
                     && e.at_us <= end
                     && e.category == Category::Proc
-                    && ((e.kind == "killed" && e.pid.is_some_and(|p| served_by.contains(&p)))
-                        || (e.kind == "kill"
+                    && ((e.kind == EventKind::Killed
+                        && e.pid.is_some_and(|p| served_by.contains(&p)))
+                        || (e.kind == EventKind::Kill
                             && (e.text.contains("(master)") || e.text.contains("every process"))
                             && !e.text.starts_with("kill -TERM ")
                             && !e.text.starts_with("kill -HUP ")))
@@ -781,7 +786,7 @@ mod tests {
         pid: Option<u32>,
         category: Category,
         conn: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         text: &str,
     ) -> Event {
         Event {
@@ -794,13 +799,20 @@ mod tests {
             pid,
             category,
             conn: conn.map(str::to_string),
-            kind: kind.into(),
+            kind,
             text: text.into(),
         }
     }
 
     fn log(at_ms: u64, text: &str) -> Event {
-        ev(at_ms, Some(MASTER), Category::Log, None, "log", text)
+        ev(
+            at_ms,
+            Some(MASTER),
+            Category::Log,
+            None,
+            EventKind::Log,
+            text,
+        )
     }
 
     /// A master with one worker, started at 0.
@@ -811,7 +823,14 @@ mod tests {
                 0,
                 &format!("spawned uWSGI worker 1 (pid: {WORKER}, cores: 1)"),
             ),
-            ev(0, Some(MASTER), Category::Board, None, "board", "[idle]"),
+            ev(
+                0,
+                Some(MASTER),
+                Category::Board,
+                None,
+                EventKind::Board,
+                "[idle]",
+            ),
         ]
     }
 
@@ -839,7 +858,7 @@ mod tests {
             None,
             Category::Client,
             Some(CONN),
-            "outcome",
+            EventKind::Outcome,
             "client#1: it ended",
         )
     }
@@ -873,7 +892,7 @@ mod tests {
             None,
             Category::Net,
             Some(CONN),
-            "accepted",
+            EventKind::Accepted,
             "accept() takes it",
         )
     }
@@ -887,10 +906,17 @@ mod tests {
                 Some(WORKER),
                 Category::App,
                 Some(CONN),
-                "app_start",
+                EventKind::AppStart,
                 "called for GET /",
             ),
-            ev(103, Some(MASTER), Category::Board, None, "board", "[busy]"),
+            ev(
+                103,
+                Some(MASTER),
+                Category::Board,
+                None,
+                EventKind::Board,
+                "[busy]",
+            ),
         ]
     }
 
@@ -904,14 +930,21 @@ mod tests {
                 Some(WORKER),
                 Category::App,
                 Some(CONN),
-                "app_end",
+                EventKind::AppEnd,
                 "returned 200 OK",
             ),
             log(
                 104,
                 &format!("[pid: {WORKER}|app: 0|req: 1/1] 192.168.0.2 GET / => generated 2 bytes"),
             ),
-            ev(104, Some(MASTER), Category::Board, None, "board", "[idle]"),
+            ev(
+                104,
+                Some(MASTER),
+                Category::Board,
+                None,
+                EventKind::Board,
+                "[idle]",
+            ),
             outcome_event(105),
         ]);
         run(events, vec![record("200", 105)], 600)
@@ -930,7 +963,7 @@ mod tests {
             None,
             Category::Proc,
             None,
-            "sim_error",
+            EventKind::SimError,
             "the simulation stopped: boom",
         ));
         assert_eq!(broken(&r), ["no_panic"]);
@@ -942,7 +975,7 @@ mod tests {
         r.requests[0].outcome = "unfinished".into();
         assert!(broken(&r).contains(&"one_outcome"));
         let mut r = served();
-        r.events.retain(|e| e.kind != "outcome");
+        r.events.retain(|e| e.kind != EventKind::Outcome);
         assert_eq!(broken(&r), ["one_outcome"]);
     }
 
@@ -980,7 +1013,7 @@ mod tests {
                 None,
                 Category::Net,
                 Some(CONN),
-                "reset",
+                EventKind::Reset,
                 "RST to 192.168.0.2:32768",
             ),
             outcome_event(105),
@@ -999,7 +1032,7 @@ mod tests {
             if e.at_us == 104_000 {
                 e.at_us = 1_104_000;
             }
-            if e.kind == "outcome" {
+            if e.kind == EventKind::Outcome {
                 e.at_us = 1_105_000;
             }
         }
@@ -1025,7 +1058,7 @@ mod tests {
             Some(WORKER),
             Category::App,
             Some("192.168.0.2:32770"),
-            "app_start",
+            EventKind::AppStart,
             "called for GET /",
         );
         r.events.insert(4, second);
@@ -1040,7 +1073,7 @@ mod tests {
             Some(WORKER),
             Category::Proc,
             None,
-            "killed",
+            EventKind::Killed,
             "pid 1002 killed by SIGKILL",
         ));
         r.events.push(ev(
@@ -1048,7 +1081,7 @@ mod tests {
             Some(MASTER),
             Category::Board,
             None,
-            "board",
+            EventKind::Board,
             "[dead]",
         ));
         r.end_us = 5_000_000;
@@ -1069,7 +1102,7 @@ mod tests {
                 Some(MASTER),
                 Category::Proc,
                 None,
-                "kill",
+                EventKind::Kill,
                 "kill -TERM 1001 (master), typed by the operator",
             ),
             log(110, "wsgilab: SIGTERM received: stopping gracefully"),
@@ -1078,10 +1111,17 @@ mod tests {
                 Some(WORKER),
                 Category::Proc,
                 None,
-                "exit",
+                EventKind::Exit,
                 "pid 1002 exited with status 0",
             ),
-            ev(120, Some(MASTER), Category::Board, None, "board", "[dead]"),
+            ev(
+                120,
+                Some(MASTER),
+                Category::Board,
+                None,
+                EventKind::Board,
+                "[dead]",
+            ),
             outcome_event(121),
         ]);
         let r = run(events, vec![record("no_response", 121)], 600);

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::sysctls::{self, Sysctls};
-use crate::trace::{now, Category, Trace};
+use crate::trace::{now, Category, EventKind, Trace};
 
 pub(crate) type ConnId = u64;
 pub(crate) type ListenerId = u64;
@@ -390,7 +390,7 @@ async fn drive(kernel: Arc<Kernel>, host: String) {
 impl State {
     /// Records a network event of `host`; `client` names the connection it concerns (by its
     /// client's address, which is how the trace's readers match events to requests).
-    fn record(&self, host: &str, client: Option<SocketAddr>, kind: &str, text: String) {
+    fn record(&self, host: &str, client: Option<SocketAddr>, kind: EventKind, text: String) {
         // Sockets dropped while the world is torn down are not part of the run.
         if turmoil::sim_elapsed().is_some() {
             self.trace
@@ -582,7 +582,7 @@ impl State {
             self.record(
                 host,
                 None,
-                "listen",
+                EventKind::Listen,
                 format!(
                     "fd {fd} ({addr}), kept open across exec(), is the new image's listening socket: the {} connection(s) that queued meanwhile are still there",
                     self.listeners[&id].queue.len()
@@ -631,7 +631,7 @@ impl State {
             },
         );
         self.record(host, None,
-            "listen",
+            EventKind::Listen,
             format!(
                 "fd {fd} listens on {addr} with backlog {backlog}: the accept queue holds up to {} connections",
                 backlog + 1
@@ -710,7 +710,7 @@ impl State {
         self.record(
             &l.host,
             None,
-            "close",
+            EventKind::Close,
             format!(
                 "fd {} ({}) closed: {} queued connection(s) reset, {} half-open forgotten",
                 l.fd,
@@ -738,7 +738,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "reset",
+                EventKind::Reset,
                 format!("RST to {client}: its connection was still in the accept queue"),
             );
             self.send_to(conn_id, Packet::Rst(conn_id, Side::Client), Side::Client);
@@ -775,7 +775,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "accepted",
+                EventKind::Accepted,
                 format!(
                     "accept() on fd {fd} ({addr}) takes {client}; {left}/{max} left in the queue"
                 ),
@@ -876,7 +876,7 @@ impl State {
         self.record(
             host,
             Some(client),
-            "syn_sent",
+            EventKind::SynSent,
             format!("{client} sends SYN to {dst}"),
         );
         let sys = self.sysctls(host);
@@ -969,7 +969,7 @@ impl State {
             let n = conn.syn_retransmits;
             self.wake(waker);
             self.record(&host, Some(client),
-                "timeout",
+                EventKind::Timeout,
                 format!(
                     "{client} gives up on {server} after {n} SYN retransmissions: connect() fails with ETIMEDOUT after {}",
                     secs(now() - started)
@@ -982,7 +982,7 @@ impl State {
         let timeout = sys.next_syn_timeout(n, conn.syn_timeout);
         conn.syn_timeout = timeout;
         self.record(&host, Some(client),
-            "syn_retry",
+            EventKind::SynRetry,
             format!(
                 "{client} retransmits its SYN to {server} (attempt {}, {} after connect()); next try in {}",
                 n + 1,
@@ -1011,7 +1011,7 @@ impl State {
                 self.record(
                     &host,
                     Some(client),
-                    "synack",
+                    EventKind::Synack,
                     format!("SYN-ACK to {client} again"),
                 );
                 self.send_to(id, Packet::SynAck(id), Side::Client);
@@ -1024,7 +1024,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "refused",
+                EventKind::Refused,
                 format!("nothing listens on {dst}: RST to {client}"),
             );
             self.send_to(id, Packet::Rst(id, Side::Client), Side::Client);
@@ -1039,7 +1039,7 @@ impl State {
         if sys.tcp_syncookies == 2 || requests >= max {
             if sys.tcp_syncookies == 0 {
                 self.record(&host, Some(client),
-                    "syn_dropped",
+                    EventKind::SynDropped,
                     format!(
                         "SYN from {client} dropped: {requests} half-open connections already wait on {laddr} (backlog {max}) and syncookies are off"
                     ),
@@ -1050,14 +1050,14 @@ impl State {
             let l = self.listeners.get_mut(&lid).expect("listener");
             if !std::mem::replace(&mut l.synflood_warned, true) && sys.tcp_syncookies != 2 {
                 self.record(&host, None,
-                    "syn_flood",
+                    EventKind::SynFlood,
                     format!("TCP: request_sock_TCP: Possible SYN flooding on port {laddr}. Sending cookies."),
                 );
             }
         }
         if queued > max {
             self.record(&host, Some(client),
-                "syn_dropped",
+                EventKind::SynDropped,
                 format!(
                     "SYN from {client} dropped: the accept queue of {laddr} is full ({queued}/{accepted_max}); the client will retransmit"
                 ),
@@ -1088,7 +1088,7 @@ impl State {
         conn.listener = Some(lid);
         conn.server_state = state;
         self.record(&host, Some(client),
-            "synack",
+            EventKind::Synack,
             if cookie {
                 format!("SYN-ACK (a syncookie, no state kept) to {client}; accept queue {queued}/{accepted_max}")
             } else {
@@ -1122,7 +1122,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "connected",
+                EventKind::Connected,
                 format!(
                     "{client} gets the SYN-ACK of {server}: connect() returns after {}",
                     secs(now() - started)
@@ -1158,7 +1158,7 @@ impl State {
             ServerState::Request { .. } if listener.is_some() => {}
             _ => {
                 self.record(&host, Some(client),
-                    "reset",
+                    EventKind::Reset,
                     format!(
                         "{server} no longer knows {client} (the half-open connection expired, or its listener closed): RST"
                     ),
@@ -1194,7 +1194,7 @@ impl State {
         if queued > max {
             if sys.tcp_abort_on_overflow {
                 self.record(&host, Some(client),
-                    "reset",
+                    EventKind::Reset,
                     format!(
                         "{what} from {client} finds the accept queue of {laddr} full ({queued}/{}): tcp_abort_on_overflow answers RST",
                         max + 1
@@ -1212,7 +1212,7 @@ impl State {
                     }
                 }
                 self.record(&host, Some(client),
-                    "ack_dropped",
+                    EventKind::AckDropped,
                     format!(
                         "{what} from {client} dropped: the accept queue of {laddr} is full ({queued}/{}); the connection stays half-open while the client believes it is connected",
                         max + 1
@@ -1229,7 +1229,7 @@ impl State {
         conn.server_state = ServerState::Queued;
         conn.server_end.open = true;
         self.record(&host, Some(client),
-            "established",
+            EventKind::Established,
             format!(
                 "{what} from {client}: the connection is established and joins the accept queue of {laddr} ({queued}/{})",
                 max + 1
@@ -1315,7 +1315,7 @@ impl State {
         let resend = !deferring || num_timeout + 1 >= defer_accept;
         if expire {
             self.record(&host, Some(client),
-                "half_open_expired",
+                EventKind::HalfOpenExpired,
                 format!(
                     "half-open connection from {client} forgotten after {num_timeout} SYN-ACK retransmissions{}; the client is not told",
                     if acked { " (its ACK had been dropped)" } else { "" }
@@ -1329,7 +1329,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "synack_retransmit",
+                EventKind::SynackRetransmit,
                 format!(
                     "SYN-ACK retransmission {} to half-open {client}{}",
                     num_timeout + 1,
@@ -1372,7 +1372,7 @@ impl State {
                     self.cancel(timer);
                     self.wake(waker);
                     self.record(&host, Some(client),
-                        "refused",
+                        EventKind::Refused,
                         format!("{client} receives RST from {server}: connect() fails with ECONNREFUSED"),
                     );
                 }
@@ -1436,7 +1436,7 @@ impl State {
         self.record(
             &host,
             Some(if side == Side::Client { me } else { peer }),
-            "reset",
+            EventKind::Reset,
             format!(
                 "{me} receives RST from {peer}: its next read or write fails with {}",
                 if fin_received { "EPIPE" } else { "ECONNRESET" }
@@ -1505,7 +1505,7 @@ impl State {
             self.record(
                 &host,
                 Some(if side == Side::Client { me } else { peer }),
-                "reset",
+                EventKind::Reset,
                 format!("{peer} is closed: {n} bytes from {me} are answered with RST"),
             );
             self.reset_end(id, side);
@@ -1562,7 +1562,7 @@ impl State {
             self.record(
                 &host,
                 Some(if to == Side::Client { me } else { sender }),
-                "reset",
+                EventKind::Reset,
                 format!("{me} is closed: the bytes {sender} sent are answered with RST"),
             );
             self.send_to(id, Packet::Rst(id, to.other()), to.other());
@@ -1622,13 +1622,13 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "timeout",
+                EventKind::Timeout,
                 format!("{client} gives up retransmitting {held} bytes to {server}: ETIMEDOUT"),
             );
             return;
         }
         self.record(&host, Some(client),
-            "data_retransmit",
+            EventKind::DataRetransmit,
             format!(
                 "{client} retransmits {held} unacknowledged bytes to {server} (try {}, {} after they were written)",
                 count + 1,
@@ -1675,7 +1675,7 @@ impl State {
             self.record(
                 &host,
                 Some(client),
-                "data_delivered",
+                EventKind::DataDelivered,
                 format!(
                     "{n} bytes{} from {client}, unacknowledged for {}, reach the server",
                     if fin { " and its FIN" } else { "" },
@@ -1740,7 +1740,7 @@ impl State {
         self.record(
             &host,
             Some(if side == Side::Client { me } else { peer }),
-            "fin",
+            EventKind::Fin,
             format!("{me} sends FIN to {peer}"),
         );
         let conn = self.conns.get_mut(&id).expect("connection");
@@ -1793,7 +1793,7 @@ impl State {
             self.record(
                 &host,
                 Some(if side == Side::Client { me } else { peer }),
-                "reset",
+                EventKind::Reset,
                 if abort {
                     format!("{me} aborts its connection: RST to {peer}")
                 } else {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::spawn_local;
 
 use super::{SimNet, SimStream, Sysctls};
-use crate::trace::{now, Event, Trace};
+use crate::trace::{now, Event, EventKind, Trace};
 
 fn world() -> turmoil::Sim<'static> {
     turmoil::Builder::new()
@@ -42,7 +42,7 @@ fn dump(trace: &Trace) {
     }
 }
 
-fn kinds(trace: &Trace, kind: &str) -> Vec<Event> {
+fn kinds(trace: &Trace, kind: EventKind) -> Vec<Event> {
     trace
         .events()
         .into_iter()
@@ -103,8 +103,11 @@ fn backlog_4_admits_5_then_7_at_the_fifth_syn_retry() {
     assert_eq!(connected, [[0; 5].as_slice(), &[5120; 7]].concat());
     // Five SYN drops per waiting client: at 0 and at the retries of 1.024, 2.048, 3.072 and
     // 4.096 s, a wheel bucket (32 ms) after each whole second.
-    assert_eq!(kinds(&trace, "syn_dropped").len(), 7 * 5);
-    let retries: Vec<u64> = kinds(&trace, "syn_retry").iter().map(|e| e.at_us).collect();
+    assert_eq!(kinds(&trace, EventKind::SynDropped).len(), 7 * 5);
+    let retries: Vec<u64> = kinds(&trace, EventKind::SynRetry)
+        .iter()
+        .map(|e| e.at_us)
+        .collect();
     assert_eq!(retries.len(), 7 * 5);
     for (i, at) in [1_024_000, 2_048_000, 3_072_000, 4_096_000, 5_120_000]
         .iter()
@@ -115,8 +118,8 @@ fn backlog_4_admits_5_then_7_at_the_fifth_syn_retry() {
     // The seven retried SYNs arrive together: four request sockets fill the SYN queue of a
     // backlog-4 listener, the other three get syncookies; five ACKs fit in the emptied queue,
     // the other two clients get in with their request's first retransmission.
-    assert_eq!(kinds(&trace, "syn_flood").len(), 1);
-    let dropped: Vec<String> = kinds(&trace, "ack_dropped")
+    assert_eq!(kinds(&trace, EventKind::SynFlood).len(), 1);
+    let dropped: Vec<String> = kinds(&trace, EventKind::AckDropped)
         .iter()
         .map(|e| {
             format!(
@@ -168,16 +171,17 @@ fn two_workers_listen_4_sixteen_clients() {
     // At 1.024 s, the nine SYNs all get a SYN-ACK; seven of their ACKs find the queue full:
     // two have request sockets, and join at the SYN-ACK retransmission of 2.048 s; five were
     // syncookies, and join with their requests' retransmissions.
-    let bare_acks = kinds(&trace, "ack_dropped")
+    let bare_acks = kinds(&trace, EventKind::AckDropped)
         .iter()
         .filter(|e| e.text.starts_with("ACK from"))
         .count();
     assert_eq!(bare_acks, 7);
-    let at =
-        |kind: &str| -> Vec<u64> { kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect() };
-    assert_eq!(at("synack_retransmit"), [2048, 2048]);
+    let at = |kind: EventKind| -> Vec<u64> {
+        kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect()
+    };
+    assert_eq!(at(EventKind::SynackRetransmit), [2048, 2048]);
     assert_eq!(
-        at("data_delivered"),
+        at(EventKind::DataDelivered),
         [2688, 2688, 4320, 4320, 4320, 4320, 7680]
     );
 }
@@ -257,7 +261,7 @@ fn nobody_listening_is_refused_at_once() {
         Ok(())
     });
     sim.run().unwrap();
-    assert_eq!(kinds(&trace, "refused").len(), 2); // the server's RST, the client's error
+    assert_eq!(kinds(&trace, EventKind::Refused).len(), 2); // the server's RST, the client's error
 }
 
 #[test]
@@ -387,8 +391,8 @@ fn a_closed_stream_reads_eof_or_reset() {
         Ok(())
     });
     sim.run().unwrap();
-    assert!(!kinds(&trace, "fin").is_empty());
-    assert!(kinds(&trace, "reset")
+    assert!(!kinds(&trace, EventKind::Fin).is_empty());
+    assert!(kinds(&trace, EventKind::Reset)
         .iter()
         .any(|e| e.text.contains("closed with 7 unread bytes")));
 }
@@ -505,18 +509,19 @@ fn half_open_clients_get_in_later_with_their_bytes() {
     });
     sim.run().unwrap();
 
-    let at =
-        |kind: &str| -> Vec<u64> { kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect() };
+    let at = |kind: EventKind| -> Vec<u64> {
+        kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect()
+    };
     // The syncookie client's bytes: dropped with its ACK at 0.103 s and with the tail-loss
     // probe at 0.304 s; the listener accepts one connection at 0.5 s; the retransmission at
     // 0.508 s finds the free place and brings the bytes.
-    assert_eq!(at("data_retransmit"), [304, 508]);
-    assert_eq!(at("data_delivered"), [509]);
+    assert_eq!(at(EventKind::DataRetransmit), [304, 508]);
+    assert_eq!(at(EventKind::DataDelivered), [509]);
     // The other one waits for the server's SYN-ACK retransmissions, 1 s and 2 s apart
     // (rounded up to the wheel's 32 ms buckets): the first finds the queue full again.
-    assert_eq!(at("synack_retransmit"), [1120, 3136]);
-    assert_eq!(at("ack_dropped"), [103, 103, 103, 305, 1122]);
-    assert_eq!(at("established"), [0, 0, 103, 509, 3138]);
+    assert_eq!(at(EventKind::SynackRetransmit), [1120, 3136]);
+    assert_eq!(at(EventKind::AckDropped), [103, 103, 103, 305, 1122]);
+    assert_eq!(at(EventKind::Established), [0, 0, 103, 509, 3138]);
     assert_eq!(
         take(&accepted),
         [
@@ -574,13 +579,17 @@ fn the_server_forgets_a_half_open_connection() {
         Ok(())
     });
     sim.run().unwrap();
-    let at =
-        |kind: &str| -> Vec<u64> { kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect() };
+    let at = |kind: EventKind| -> Vec<u64> {
+        kinds(&trace, kind).iter().map(|e| e.at_us / 1000).collect()
+    };
     // 1, 2, 4, 8, 16 and 32 s apart, each rounded up to the end of a wheel bucket (32 ms for
     // the first two, 256 ms up to 16 s, 2.048 s beyond).
-    assert_eq!(at("synack_retransmit"), [1024, 3040, 7168, 15360, 31488]);
-    assert_eq!(at("half_open_expired"), [65536]);
-    assert!(kinds(&trace, "reset")
+    assert_eq!(
+        at(EventKind::SynackRetransmit),
+        [1024, 3040, 7168, 15360, 31488]
+    );
+    assert_eq!(at(EventKind::HalfOpenExpired), [65536]);
+    assert!(kinds(&trace, EventKind::Reset)
         .iter()
         .any(|e| e.text.contains("no longer knows")));
 }
@@ -618,8 +627,8 @@ fn abort_on_overflow_resets_the_half_open_client() {
         Ok(())
     });
     sim.run().unwrap();
-    assert_eq!(kinds(&trace, "ack_dropped").len(), 0);
-    assert!(kinds(&trace, "reset")
+    assert_eq!(kinds(&trace, EventKind::AckDropped).len(), 0);
+    assert!(kinds(&trace, EventKind::Reset)
         .iter()
         .any(|e| e.text.contains("tcp_abort_on_overflow")));
 }
@@ -640,8 +649,8 @@ fn connect_times_out_after_ten_syn_retransmissions() {
         Ok(())
     });
     sim.run().unwrap();
-    assert_eq!(kinds(&trace, "syn_retry").len(), 10);
-    assert_eq!(kinds(&trace, "timeout").len(), 1);
+    assert_eq!(kinds(&trace, EventKind::SynRetry).len(), 10);
+    assert_eq!(kinds(&trace, EventKind::Timeout).len(), 1);
 }
 
 /// A forked worker accepts on the master's socket: the socket stays open while any process
@@ -674,7 +683,7 @@ fn shared_listeners_are_one_socket() {
         Ok(())
     });
     sim.run().unwrap();
-    assert_eq!(kinds(&trace, "close").len(), 1);
+    assert_eq!(kinds(&trace, EventKind::Close).len(), 1);
 }
 
 #[test]
@@ -780,5 +789,9 @@ fn defer_accept_waits_for_the_request() {
     let (port, at) = accepted[1];
     assert_eq!(port, 32768);
     assert!((7000..7300).contains(&at), "the silent client at {at} ms");
-    assert_eq!(kinds(&trace, "synack_retransmit").len(), 1, "only the last");
+    assert_eq!(
+        kinds(&trace, EventKind::SynackRetransmit).len(),
+        1,
+        "only the last"
+    );
 }

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 use crate::files::{normalize, FileTree};
-use crate::trace::{Category, Trace};
+use crate::trace::{Category, EventKind, Trace};
 use scheduler::Cpus;
 
 /// What the simulated machine reports about itself (uWSGI's banner reads it).
@@ -133,7 +133,7 @@ impl Machine {
             &self.host,
             Some(pid),
             Category::Proc,
-            "exec",
+            EventKind::Exec,
             format!("{name} started (pid {pid})"),
         );
         pid
@@ -214,7 +214,7 @@ impl Machine {
             &self.host,
             Some(pid),
             Category::Proc,
-            "killed",
+            EventKind::Killed,
             format!("pid {pid} killed by {}", signal.name()),
         );
         let exits = self.lock().exits.clone();
@@ -391,7 +391,7 @@ impl Procs for SimProcs {
             &self.machine.host,
             Some(self.pid),
             Category::Log,
-            "log",
+            EventKind::Log,
             line,
         );
     }
@@ -579,7 +579,7 @@ impl Supervisor for SimSupervisor {
             &self.machine.host,
             Some(pid),
             Category::Proc,
-            "fork",
+            EventKind::Fork,
             format!("forked from {} as pid {pid}", self.master),
         );
         // The child's hook runs in the child, as it does after a real fork: "which process am
@@ -606,7 +606,7 @@ impl Supervisor for SimSupervisor {
                     &machine.host,
                     Some(pid),
                     Category::Proc,
-                    "exit",
+                    EventKind::Exit,
                     format!("pid {pid} exited with status {code}"),
                 );
                 let _ = events.send(MasterEvent::Exited {
@@ -627,7 +627,7 @@ impl Supervisor for SimSupervisor {
             &self.machine.host,
             Some(pid),
             Category::Proc,
-            "signal",
+            EventKind::Signal,
             format!("{} sent to pid {pid}", signal.name()),
         );
         // A worker keeps the default dispositions: every signal the master sends ends it.
@@ -636,7 +636,7 @@ impl Supervisor for SimSupervisor {
                 &self.machine.host,
                 Some(pid),
                 Category::Proc,
-                "killed",
+                EventKind::Killed,
                 format!("pid {pid} killed by {}", signal.name()),
             );
             let _ = self.events_tx.send(MasterEvent::Exited {
@@ -694,7 +694,7 @@ impl Supervisor for SimSupervisor {
             &self.machine.host,
             Some(self.master),
             Category::Board,
-            "board",
+            EventKind::Board,
             text,
         );
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use server::python::{App, AppError, AppResponse, ResponsePart, WsgiRequest};
 
 use super::{pid_list_words, ImportedConnection, ProcessView};
-use crate::trace::{Category, Trace};
+use crate::trace::{Category, EventKind, Trace};
 
 /// The largest chunk the app yields: bigger bodies come in several, as a file wrapper would
 /// give them.
@@ -389,7 +389,7 @@ impl<E: AppExecutor> SimApp<E> {
     }
 
     /// Records what the app does for the request of client `conn`.
-    fn record(&self, conn: Option<SocketAddr>, kind: &str, text: String) {
+    fn record(&self, conn: Option<SocketAddr>, kind: EventKind, text: String) {
         self.trace.record_conn(
             &self.host,
             self.process.pid(),
@@ -432,7 +432,7 @@ impl<E: AppExecutor> SimApp<E> {
                 if busy.len() == 1 { "is" } else { "are" }
             )
         };
-        self.record(conn, "query_shared_connection", text);
+        self.record(conn, EventKind::QuerySharedConnection, text);
         Some(QueryGuard { connection, pid })
     }
 
@@ -609,7 +609,7 @@ impl<E: AppExecutor> App for SimApp<E> {
         let route = &answer.name;
         self.record(
             conn,
-            "app_start",
+            EventKind::AppStart,
             format!(
                 "{}:{} called for {method} {path} ({route})",
                 self.location.module, self.location.callable
@@ -620,14 +620,14 @@ impl<E: AppExecutor> App for SimApp<E> {
             self.executor.grow_rss(b.leak_bytes);
             self.record(
                 conn,
-                "leak",
+                EventKind::Leak,
                 format!("the app keeps {} bytes it will never free", b.leak_bytes),
             );
         }
         if b.cpu_ms > 0 {
             self.record(
                 conn,
-                "cpu",
+                EventKind::Cpu,
                 format!("computes for {} ms of CPU, holding the GIL", b.cpu_ms),
             );
             self.executor.cpu(Duration::from_millis(b.cpu_ms)).await;
@@ -642,7 +642,7 @@ impl<E: AppExecutor> App for SimApp<E> {
                     Err(_) => {
                         self.record(
                             conn,
-                            "query_waits",
+                            EventKind::QueryWaits,
                             "waits for the query already on the shared connection to be answered: the database answers one query at a time on a connection".into(),
                         );
                         connection.wire.lock().await
@@ -652,7 +652,7 @@ impl<E: AppExecutor> App for SimApp<E> {
             };
             self.record(
                 conn,
-                "sleep",
+                EventKind::Sleep,
                 format!(
                     "waits {} ms (I/O: the GIL is released, the worker is still busy)",
                     b.sleep_ms
@@ -661,14 +661,14 @@ impl<E: AppExecutor> App for SimApp<E> {
             self.executor.sleep(Duration::from_millis(b.sleep_ms)).await;
         }
         if b.hang {
-            self.record(conn, "hang", "the app never returns".into());
+            self.record(conn, EventKind::Hang, "the app never returns".into());
             self.executor.hang().await;
             std::future::pending::<()>().await;
         }
         if let Some(CrashSignal(signal)) = b.crash {
             self.record(
                 conn,
-                "crash",
+                EventKind::Crash,
                 format!("the app crashes the process with signal {signal}"),
             );
             self.executor.crash(signal).await;
@@ -678,7 +678,7 @@ impl<E: AppExecutor> App for SimApp<E> {
             let error = self.exception(message);
             self.record(
                 conn,
-                "raise",
+                EventKind::Raise,
                 format!(
                     "the app raised {}",
                     error.traceback.last().cloned().unwrap_or_default()
@@ -695,7 +695,7 @@ impl<E: AppExecutor> App for SimApp<E> {
             let a = answer;
             (a.body.clone(), a.headers.clone(), a.ended.clone())
         };
-        self.record(conn, "app_end", ended);
+        self.record(conn, EventKind::AppEnd, ended);
         let mut parts = VecDeque::new();
         parts.push_back(ResponsePart::Head {
             status: answer.status.clone(),

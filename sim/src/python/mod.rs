@@ -45,7 +45,7 @@ pub use app::{
 pub use import::{Frame, Module};
 
 use crate::files::{normalize, FileTree};
-use crate::trace::{Category, Trace};
+use crate::trace::{Category, EventKind, Trace};
 use import::{path_join, Binding, ErrKind, ImportState, Importer};
 
 /// The Python installed on the simulated machine.
@@ -494,7 +494,7 @@ impl<E: AppExecutor> SimPython<E> {
             .unwrap_or_default()
     }
 
-    fn record(&self, kind: &str, text: String) {
+    fn record(&self, kind: EventKind, text: String) {
         self.trace
             .record(&self.host, self.process.pid(), Category::App, kind, text);
     }
@@ -682,7 +682,10 @@ impl<E: AppExecutor> SimPython<E> {
             }
             Err(failure) => {
                 let last = failure.traceback.last().cloned().unwrap_or_default();
-                self.record("import_failed", format!("importing the app failed: {last}"));
+                self.record(
+                    EventKind::ImportFailed,
+                    format!("importing the app failed: {last}"),
+                );
                 Err(failure)
             }
         }
@@ -750,7 +753,7 @@ impl<E: AppExecutor> SimPython<E> {
             format!("executed {}", executed.join(", "))
         };
         self.record(
-            "import",
+            EventKind::Import,
             format!(
                 "imported {module} from {} ({ran}); callable '{}' found",
                 location.file, location.callable
@@ -764,13 +767,13 @@ impl<E: AppExecutor> SimPython<E> {
             (
                 self.behaviour.starts_thread_at_import,
                 ImportEffectKind::Thread,
-                "import_thread",
+                EventKind::ImportThread,
                 "starts a thread at import",
             ),
             (
                 self.behaviour.opens_connection_at_import,
                 ImportEffectKind::Connection,
-                "import_connection",
+                EventKind::ImportConnection,
                 "opens a database connection at import",
             ),
         ];
@@ -906,7 +909,7 @@ impl<E: AppExecutor> Python for SimPython<E> {
         let venv = match &setup.virtualenv {
             Some(dir) => self.check_virtualenv(dir).inspect_err(|failure| {
                 self.record(
-                    "python_start_failed",
+                    EventKind::PythonStartFailed,
                     format!(
                         "the interpreter cannot start: {}",
                         failure.lines.last().cloned().unwrap_or_default()
@@ -959,7 +962,7 @@ impl<E: AppExecutor> Python for SimPython<E> {
             base_prefix: base_prefix.clone(),
         });
         self.record(
-            "python_start",
+            EventKind::PythonStart,
             format!(
                 "Python {} started with sys.prefix {prefix}; sys.path = {}",
                 self.install.version,
@@ -1015,19 +1018,19 @@ impl<E: AppExecutor> ForkHooks for SimPython<E> {
         let first = !self.hinted.swap(true, Ordering::SeqCst);
         for effect in inherited {
             let (kind, workers) = match effect.kind {
-                ImportEffectKind::Thread => ("fork_thread_missing", Vec::new()),
+                ImportEffectKind::Thread => (EventKind::ForkThreadMissing, Vec::new()),
                 ImportEffectKind::Connection => {
                     let workers = self
                         .connection
                         .as_ref()
                         .map(|c| c.forked(child, |p| self.process.is_alive(p)))
                         .unwrap_or_else(|| vec![child]);
-                    ("fork_connection_shared", workers)
+                    (EventKind::ForkConnectionShared, workers)
                 }
             };
             self.record(kind, effect.in_forked_child(child, &workers));
             if first {
-                self.record("hint", effect.hint());
+                self.record(EventKind::Hint, effect.hint());
             }
         }
     }

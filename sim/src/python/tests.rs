@@ -12,6 +12,7 @@ use server::python::{
 
 use super::*;
 use crate::files::FileTree;
+use crate::trace::EventKind;
 
 const LIB: &str = "/usr/local/lib/python3.11";
 
@@ -815,16 +816,9 @@ fn threads_and_connections_started_at_import_are_reported() {
         .after_fork()
         .contains("does not exist in the forked worker"));
     assert!(effects[1].after_fork().contains("shared"));
-    let kinds: Vec<String> = trace.events().into_iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            "python_start",
-            "import",
-            "import_thread",
-            "import_connection"
-        ]
-    );
+    let kinds: Vec<EventKind> = trace.events().into_iter().map(|e| e.kind).collect();
+    use EventKind::*;
+    assert_eq!(kinds, [PythonStart, Import, ImportThread, ImportConnection]);
 }
 
 // --- the app -----------------------------------------------------------------------------
@@ -916,13 +910,14 @@ fn the_app_answers_with_a_head_then_chunks() {
     assert_eq!(log.cpu, Duration::from_millis(2));
     assert_eq!(log.slept, Duration::from_millis(3));
     assert_eq!(log.rss_grown, 4096);
-    let kinds: Vec<String> = trace
+    let kinds: Vec<EventKind> = trace
         .events()
         .into_iter()
         .map(|e| e.kind)
-        .skip_while(|k| k != "app_start")
+        .skip_while(|k| *k != EventKind::AppStart)
         .collect();
-    assert_eq!(kinds, ["app_start", "leak", "cpu", "sleep", "app_end"]);
+    use EventKind::*;
+    assert_eq!(kinds, [AppStart, Leak, Cpu, Sleep, AppEnd]);
 }
 
 #[test]
@@ -976,7 +971,7 @@ fn a_raising_app_gives_a_traceback_at_its_raise() {
             "RuntimeError: boom",
         ]
     );
-    assert_eq!(trace.events().last().unwrap().kind, "raise");
+    assert_eq!(trace.events().last().unwrap().kind, EventKind::Raise);
     assert_eq!(app::exception_line("boom"), "Exception: boom");
     assert_eq!(app::exception_line("KeyError"), "KeyError");
     assert_eq!(app::exception_line("a.b.Oops: x"), "a.b.Oops: x");

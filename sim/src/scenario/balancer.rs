@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::client::complete_response;
 use crate::net::{SimNet, SimStream};
 use crate::procs::utc;
-use crate::trace::{now, Category, Trace};
+use crate::trace::{now, Category, EventKind, Trace};
 
 /// `[balancer]` in a scenario.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -129,7 +129,7 @@ impl Log {
             &self.host,
             None,
             Category::Log,
-            "log",
+            EventKind::Log,
             format!("nginx: {text}"),
         );
     }

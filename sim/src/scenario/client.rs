@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::run::RequestRecord;
 use super::ClientGroup;
+use crate::trace::EventKind;
 
 /// What a client needs from the world it runs in.
 pub trait ClientWorld {
@@ -29,7 +30,7 @@ pub trait ClientWorld {
     fn now_us(&self) -> u64;
 
     /// Writes down an event the client saw (on `host`, about connection `conn`).
-    fn say(&self, host: &str, conn: Option<&str>, kind: &str, text: String);
+    fn say(&self, host: &str, conn: Option<&str>, kind: EventKind, text: String);
 
     /// Where the clients' records are kept.
     fn requests(&self) -> &Mutex<Vec<RequestRecord>>;
@@ -129,12 +130,12 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
     };
     // Recorded before the attempt, so that a run cut short still lists it.
     push(&record);
-    let say = |conn: Option<&str>, kind: &str, text: String| {
+    let say = |conn: Option<&str>, kind: EventKind, text: String| {
         world.say(&group.host, conn, kind, format!("{}: {text}", plan.label));
     };
     say(
         None,
-        "connect",
+        EventKind::Connect,
         format!(
             "connect() to {}:{}{}",
             group.to,
@@ -156,7 +157,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             finish_failed_connect(&mut record, &e, world.now_us());
-            say(None, "outcome", record.detail.clone());
+            say(None, EventKind::Outcome, record.detail.clone());
             update(&record);
             return;
         }
@@ -167,7 +168,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                 "gave up after {} ms: connect() had not returned",
                 group.timeout_ms
             );
-            say(None, "outcome", record.detail.clone());
+            say(None, EventKind::Outcome, record.detail.clone());
             update(&record);
             return;
         }
@@ -180,7 +181,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
     world.connected(&record);
     say(
         conn,
-        "connected",
+        EventKind::Connected,
         format!(
             "connect() returned after {}: connected as {}",
             crate::scenario::render::ms(record.connected_us.unwrap_or(0) - record.start_us),
@@ -218,13 +219,13 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                     early.detail,
                     errno_name(&e)
                 );
-                say(conn, "outcome", early.detail.clone());
+                say(conn, EventKind::Outcome, early.detail.clone());
                 update(&early);
                 return;
             }
             record.done_us = Some(world.now_us());
             (record.outcome, record.detail) = io_outcome(&e, "sending the request");
-            say(conn, "outcome", record.detail.clone());
+            say(conn, EventKind::Outcome, record.detail.clone());
             update(&record);
             return;
         }
@@ -232,7 +233,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         update(&record);
         say(
             conn,
-            "sent",
+            EventKind::Sent,
             format!(
                 "sent {} {} ({} bytes)",
                 group.method,
@@ -249,7 +250,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         let read = read_response(world, &mut stream, &mut leftover, &mut record);
         match tokio::time::timeout_at(give_up_at, read).await {
             Ok(Ok(keep_going)) => {
-                say(conn, "outcome", record.detail.clone());
+                say(conn, EventKind::Outcome, record.detail.clone());
                 update(&record);
                 if !keep_going {
                     return;
@@ -263,7 +264,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                 } else {
                     (record.outcome, record.detail) = io_outcome(&e, "waiting for the response");
                 }
-                say(conn, "outcome", record.detail.clone());
+                say(conn, EventKind::Outcome, record.detail.clone());
                 update(&record);
                 return;
             }
@@ -284,7 +285,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                         group.timeout_ms
                     );
                 }
-                say(conn, "outcome", record.detail.clone());
+                say(conn, EventKind::Outcome, record.detail.clone());
                 update(&record);
                 // Dropping the stream closes the connection, as the client's exit would.
                 return;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::render::{ms, outcome_summary, request_phases, Phases};
 use super::run::{outcome_counts, server_log, RequestRecord, RunOutput};
 use super::{ExitExpectation, Expect, Scenario, SERVER_HOST};
-use crate::trace::{Category, Event};
+use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{
     AppReady, HarakiriOnWorker, HowStarted, ListenQueueFull, NoAppLoaded, NoPythonApp,
     OperationalMode, SocketBound, WorkerStarted,
@@ -135,14 +135,17 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             }
         }
         if let Some(kill) = run.events.iter().find(|e| {
-            after(e) && e.category == Category::Proc && e.kind == "killed" && e.pid == Some(pid)
+            after(e)
+                && e.category == Category::Proc
+                && e.kind == EventKind::Killed
+                && e.pid == Some(pid)
         }) {
             return format!(
                 "{} while it served this request; the kernel closed the connection, so the client read EOF with nothing",
                 kill.text
             );
         }
-        if p.app_end_kind.as_deref() == Some("raise") {
+        if p.app_end_kind == Some(EventKind::Raise) {
             return "the app raised an exception (traceback in the log); wsgilab answers 500 with a body where uWSGI would close the connection without a response".into();
         }
     }
@@ -169,7 +172,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             // The kernel's own account of the RST that hit this connection.
             let rst = run.events.iter().find(|e| {
                 e.category == Category::Net
-                    && e.kind == "reset"
+                    && e.kind == EventKind::Reset
                     && e.conn.is_some()
                     && e.conn == r.conn
                     && e.host != r.host
@@ -187,7 +190,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             let listen = run
                 .events
                 .iter()
-                .rfind(|e| e.kind == "listen" && e.at_us <= r.start_us);
+                .rfind(|e| e.kind == EventKind::Listen && e.at_us <= r.start_us);
             if let Some(l) =
                 listen.filter(|l| l.text.contains("127.0.0.1") && r.host != SERVER_HOST)
             {
@@ -222,10 +225,10 @@ fn log_after(run: &RunOutput, from_us: u64, pred: impl Fn(&str) -> bool) -> Opti
 
 /// What the kernel did: full queues, dropped SYNs and ACKs.
 fn network(run: &RunOutput) -> Vec<String> {
-    fn of_kind<'a>(run: &'a RunOutput, kind: &'a str) -> impl Iterator<Item = &'a Event> {
+    fn of_kind(run: &RunOutput, kind: EventKind) -> impl Iterator<Item = &Event> {
         run.events.iter().filter(move |e| e.kind == kind)
     }
-    let connections = |kind: &str| {
+    let connections = |kind: EventKind| {
         let mut conns: Vec<&str> = of_kind(run, kind)
             .filter_map(|e| e.conn.as_deref())
             .collect();
@@ -234,10 +237,12 @@ fn network(run: &RunOutput) -> Vec<String> {
         conns.len()
     };
     let mut out = Vec::new();
-    let dropped = of_kind(run, "syn_dropped").count();
+    let dropped = of_kind(run, EventKind::SynDropped).count();
     if dropped > 0 {
-        let first = of_kind(run, "syn_dropped").next().map_or(0, |e| e.at_us);
-        let clients = connections("syn_dropped");
+        let first = of_kind(run, EventKind::SynDropped)
+            .next()
+            .map_or(0, |e| e.at_us);
+        let clients = connections(EventKind::SynDropped);
         out.push(format!(
             "The accept queue was full: {dropped} SYN{} from {clients} client{} dropped (the first at {}); each client's kernel retransmitted its SYN, 1 s later at first, then backing off. A connection whose SYN is dropped waits in the client's kernel, invisible to the server and its log.",
             if dropped == 1 { "" } else { "s" },
@@ -245,7 +250,7 @@ fn network(run: &RunOutput) -> Vec<String> {
             ms(first),
         ));
     }
-    let half_open = connections("ack_dropped");
+    let half_open = connections(EventKind::AckDropped);
     if half_open > 0 {
         out.push(format!(
             "{half_open} connection{} completed the handshake on the client's side only: the SYN found room, connect() returned and the client sent its request, but the queue had filled by the time its ACK arrived, so the server dropped the ACK (and the request's retransmissions) and kept the connection half-open until a retransmission found room.",
@@ -326,14 +331,14 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
             if workers == Some(1) { "" } else { "s" }
         ));
     } else if name == "in the app" {
-        let declared = |kind: &str| -> u64 {
+        let declared = |kind: EventKind| -> u64 {
             run.events
                 .iter()
                 .filter(|e| e.kind == kind)
                 .filter_map(|e| declared_ms(&e.text))
                 .sum()
         };
-        let (cpu_ms, sleep_ms) = (declared("cpu"), declared("sleep"));
+        let (cpu_ms, sleep_ms) = (declared(EventKind::Cpu), declared(EventKind::Sleep));
         let app_ms = sum(&|p| p.app) / 1000;
         let stretched = app_ms > (cpu_ms + sleep_ms) + (cpu_ms + sleep_ms) / 5;
         if cpu_ms > 0 && stretched {
@@ -430,17 +435,17 @@ fn process_events(run: &RunOutput) -> Vec<String> {
                 && d.host == e.host
                 && d.text.rsplit(" killed by ").next() == e.text.rsplit(" killed by ").next()
         });
-        if e.kind != "killed" || !same_moment {
+        if e.kind != EventKind::Killed || !same_moment {
             flush(&mut deaths, &mut out);
         }
-        match e.kind.as_str() {
-            "kill" => out.push(format!(
+        match e.kind {
+            EventKind::Kill => out.push(format!(
                 "At {}{} the operator typed {}.",
                 ms(e.at_us),
                 on(e),
                 e.text.trim_end_matches(", typed by the operator")
             )),
-            "killed" => deaths.push(e),
+            EventKind::Killed => deaths.push(e),
             _ => {}
         }
     }
@@ -519,9 +524,9 @@ pub fn check(expect: &Expect, run: &RunOutput) -> Vec<String> {
         _ => {}
     }
     for kind in &expect.events {
-        if !run.events.iter().any(|e| &e.kind == kind) {
+        if !run.events.iter().any(|e| e.kind == *kind) {
             failures.push(format!(
-                "expected a {kind:?} event in the trace; there was none"
+                "expected a \"{kind}\" event in the trace; there was none"
             ));
         }
     }

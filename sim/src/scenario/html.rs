@@ -12,7 +12,7 @@ use super::explain::explain;
 use super::render::{latency_stats, ms, outcome_summary, request_phases, Phases};
 use super::run::{RequestRecord, RunOutput};
 use super::{Scenario, SERVER_HOST};
-use crate::trace::{Category, Event};
+use crate::trace::{Category, Event, EventKind};
 use server::log::lines::WorkerStarted;
 
 /// The whole page: a header, then one section per run (one per variant).
@@ -228,33 +228,33 @@ fn status_colour(status: &str) -> &'static str {
 const STATUSES: [&str; 5] = ["busy", "idle", "starting", "stopping", "dead"];
 
 /// The process events drawn as markers, with their legend label.
-const MARKERS: [(&str, &str); 5] = [
-    ("kill", "signal typed by the operator"),
-    ("signal", "signal sent by the server"),
-    ("killed", "killed by a signal"),
-    ("fork", "fork / respawn"),
-    ("exit", "exit"),
+const MARKERS: [(EventKind, &str); 5] = [
+    (EventKind::Kill, "signal typed by the operator"),
+    (EventKind::Signal, "signal sent by the server"),
+    (EventKind::Killed, "killed by a signal"),
+    (EventKind::Fork, "fork / respawn"),
+    (EventKind::Exit, "exit"),
 ];
 
 const FAIL: &str = "#c92a2a";
 
-fn marker_shape(kind: &str, x: f64, y: f64) -> String {
+fn marker_shape(kind: EventKind, x: f64, y: f64) -> String {
     match kind {
-        "kill" => format!(
+        EventKind::Kill => format!(
             "<path d=\"M{:.1},{:.1} l12,0 l-6,10 z\" fill=\"#e03131\" stroke=\"#fff\" stroke-width=\"1\"/>",
             x - 6.0,
             y - 5.0
         ),
-        "signal" => format!(
+        EventKind::Signal => format!(
             "<path d=\"M{x:.1},{:.1} l6,6 l-6,6 l-6,-6 z\" fill=\"#f59f00\" stroke=\"#fff\" stroke-width=\"1\"/>",
             y - 6.0
         ),
-        "killed" => format!(
+        EventKind::Killed => format!(
             "<path d=\"M{:.1},{:.1} l10,10 m0,-10 l-10,10\" stroke=\"{FAIL}\" stroke-width=\"3\"/>",
             x - 5.0,
             y - 5.0
         ),
-        "fork" => format!(
+        EventKind::Fork => format!(
             "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"#2b8a3e\" stroke=\"#fff\" stroke-width=\"1\"/>"
         ),
         _ => format!(
@@ -431,12 +431,12 @@ fn board_lanes(run: &RunOutput, host: &str, end_us: u64) -> Option<Vec<Lane>> {
     // A master killed outright (SIGKILL, the OOM killer) writes no last list: its workers
     // went with it, so their lanes stop where it died rather than run on in their last status.
     let master = host_events(run, host)
-        .find(|e| e.category == Category::Proc && e.kind == "exec")
+        .find(|e| e.category == Category::Proc && e.kind == EventKind::Exec)
         .and_then(|e| e.pid);
     let master_gone = host_events(run, host)
         .find(|e| {
             e.category == Category::Proc
-                && matches!(e.kind.as_str(), "killed" | "exit")
+                && matches!(e.kind, EventKind::Killed | EventKind::Exit)
                 && e.pid.is_some()
                 && e.pid == master
         })
@@ -477,7 +477,7 @@ fn board_lanes(run: &RunOutput, host: &str, end_us: u64) -> Option<Vec<Lane>> {
 fn process_lanes(run: &RunOutput, host: &str, end_us: u64) -> Vec<Lane> {
     let mut pids: Vec<u32> = Vec::new();
     for e in host_events(run, host) {
-        if e.category == Category::App && e.kind == "app_start" {
+        if e.category == Category::App && e.kind == EventKind::AppStart {
             if let Some(pid) = e.pid {
                 if !pids.contains(&pid) {
                     pids.push(pid);
@@ -492,20 +492,25 @@ fn process_lanes(run: &RunOutput, host: &str, end_us: u64) -> Vec<Lane> {
             .collect();
         let born = mine
             .iter()
-            .find(|e| e.category == Category::Proc && matches!(e.kind.as_str(), "exec" | "fork"))
+            .find(|e| {
+                e.category == Category::Proc && matches!(e.kind, EventKind::Exec | EventKind::Fork)
+            })
             .or(mine.first())
             .map_or(0, |e| e.at_us);
         let died = mine
             .iter()
-            .find(|e| e.category == Category::Proc && matches!(e.kind.as_str(), "killed" | "exit"))
+            .find(|e| {
+                e.category == Category::Proc
+                    && matches!(e.kind, EventKind::Killed | EventKind::Exit)
+            })
             .map(|e| e.at_us);
         let mut spans = Vec::new();
         let (mut busy, mut peak, mut since) = (0u32, 0u32, born);
         for e in mine.iter().filter(|e| e.category == Category::App) {
-            let delta: i32 = match e.kind.as_str() {
-                "app_start" => 1,
+            let delta: i32 = match e.kind {
+                EventKind::AppStart => 1,
                 // A hung app never ends: it stays busy.
-                "app_end" | "raise" | "crash" => -1,
+                EventKind::AppEnd | EventKind::Raise | EventKind::Crash => -1,
                 _ => 0,
             };
             if delta == 0 || (delta < 0 && busy == 0) {
@@ -710,7 +715,7 @@ fn worker_rows(run: &RunOutput, end_us: u64) -> (Vec<Row>, Vec<(usize, &Event)>,
         };
         let master_row = if events.iter().any(|e| lane_of(e).is_none()) {
             let master_pid = host_events(run, host)
-                .find(|e| e.category == Category::Proc && e.kind == "exec")
+                .find(|e| e.category == Category::Proc && e.kind == EventKind::Exec)
                 .and_then(|e| e.pid);
             let label = match (from_board, master_pid) {
                 (true, Some(pid)) => format!("{prefix}master (pid {pid})"),
@@ -980,7 +985,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
         let seen = taken.entry((*row, x.round() as i64)).or_insert(0);
         let dx = f64::from(*seen) * 11.0;
         *seen += 1;
-        if event.kind == "kill" {
+        if event.kind == EventKind::Kill {
             let _ = writeln!(
                 out,
                 "<line x1=\"{x:.1}\" y1=\"{axis_top:.1}\" x2=\"{x:.1}\" y2=\"{plot_bottom:.1}\" stroke=\"#e03131\" stroke-width=\"1\" stroke-dasharray=\"4,3\"/>"
@@ -989,10 +994,10 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
         let _ = writeln!(
             out,
             "<g class=\"marker\" data-kind=\"{}\"><title>{}: {}</title>{}</g>",
-            esc(&event.kind),
+            event.kind,
             ms(event.at_us),
             esc(&event.text),
-            marker_shape(&event.kind, x + dx, row_y)
+            marker_shape(event.kind, x + dx, row_y)
         );
     }
     let _ = writeln!(out, "</svg>");
@@ -1002,7 +1007,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
 fn establishment_times(run: &RunOutput) -> BTreeMap<&str, u64> {
     let mut times = BTreeMap::new();
     for e in &run.events {
-        if let (Some(conn), Category::Net, "established") = (&e.conn, e.category, e.kind.as_str()) {
+        if let (Some(conn), Category::Net, EventKind::Established) = (&e.conn, e.category, e.kind) {
             times.entry(conn.as_str()).or_insert(e.at_us);
         }
     }
@@ -1064,7 +1069,7 @@ fn request_title(r: &RequestRecord, p: &Phases, spans: &[(Phase, u64, u64)]) -> 
             if p.acks_dropped == 1 { "" } else { "s" }
         );
     }
-    if let Some(kind) = p.app_end_kind.as_deref().filter(|k| *k != "app_end") {
+    if let Some(kind) = p.app_end_kind.filter(|k| *k != EventKind::AppEnd) {
         let _ = write!(text, "\nthe app ended with: {kind}");
     }
     text

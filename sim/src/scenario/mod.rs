@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::Sysctls;
 use crate::python::{AppBehaviour, PythonInstall};
+use crate::trace::EventKind;
 
 /// A whole scenario file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -299,7 +300,7 @@ pub struct Expect {
     pub exit_status: Option<ExitExpectation>,
     /// Kinds of trace events that must occur (`syn_dropped`, `ack_dropped`, `killed`, ...).
     #[serde(default)]
-    pub events: Vec<String>,
+    pub events: Vec<EventKind>,
 }
 
 /// `exit_status = 1` or `exit_status = "running"`.

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use super::explain::explain;
 use super::run::{RequestRecord, RunOutput};
 use super::{Scenario, SERVER_HOST};
-use crate::trace::{Category, Event};
+use crate::trace::{Category, Event, EventKind};
 
 /// `1024.000 ms` style, for microseconds.
 pub fn ms(us: u64) -> String {
@@ -36,7 +36,7 @@ pub struct Phases {
     /// The worker process that served it.
     pub worker_pid: Option<u32>,
     /// How the app ended (`app_end`, `raise`, `crash`, `hang`), if it was called.
-    pub app_end_kind: Option<String>,
+    pub app_end_kind: Option<EventKind>,
 }
 
 /// Every request's phases, in the order of `run.requests`.
@@ -56,7 +56,7 @@ pub fn request_phases(run: &RunOutput) -> Vec<Phases> {
 fn phases_of(r: &RequestRecord, events: Option<&Vec<&Event>>) -> Phases {
     let none = Vec::new();
     let events = events.unwrap_or(&none);
-    let first = |kind: &str, category: Category| {
+    let first = |kind: EventKind, category: Category| {
         events
             .iter()
             .find(|e| e.kind == kind && e.category == category)
@@ -64,21 +64,27 @@ fn phases_of(r: &RequestRecord, events: Option<&Vec<&Event>>) -> Phases {
     };
     let mut p = Phases {
         connect: r.connected_us.map(|c| c - r.start_us),
-        syn_retries: events.iter().filter(|e| e.kind == "syn_retry").count() as u32,
-        acks_dropped: events.iter().filter(|e| e.kind == "ack_dropped").count() as u32,
+        syn_retries: events
+            .iter()
+            .filter(|e| e.kind == EventKind::SynRetry)
+            .count() as u32,
+        acks_dropped: events
+            .iter()
+            .filter(|e| e.kind == EventKind::AckDropped)
+            .count() as u32,
         total: r.done_us.map(|d| d - r.start_us),
         ..Phases::default()
     };
-    let accepted = first("accepted", Category::Net);
+    let accepted = first(EventKind::Accepted, Category::Net);
     if r.seq == 1 {
-        let established = first("established", Category::Net).or(r.connected_us);
+        let established = first(EventKind::Established, Category::Net).or(r.connected_us);
         if let (Some(est), Some(acc)) = (established, accepted) {
             p.queue = Some(acc.saturating_sub(est));
         }
     }
     let app_starts: Vec<&&Event> = events
         .iter()
-        .filter(|e| e.category == Category::App && e.kind == "app_start")
+        .filter(|e| e.category == Category::App && e.kind == EventKind::AppStart)
         .collect();
     if let Some(start) = app_starts.get(r.seq as usize - 1) {
         let from = if r.seq == 1 {
@@ -92,12 +98,15 @@ fn phases_of(r: &RequestRecord, events: Option<&Vec<&Event>>) -> Phases {
             e.category == Category::App
                 && e.at_us >= start.at_us
                 && e.pid == start.pid
-                && matches!(e.kind.as_str(), "app_end" | "raise" | "crash" | "hang")
+                && matches!(
+                    e.kind,
+                    EventKind::AppEnd | EventKind::Raise | EventKind::Crash | EventKind::Hang
+                )
                 && !std::ptr::eq(**e, **start)
         });
         if let Some(end) = end {
-            p.app_end_kind = Some(end.kind.clone());
-            if end.kind != "hang" {
+            p.app_end_kind = Some(end.kind);
+            if end.kind != EventKind::Hang {
                 p.app = Some(end.at_us - start.at_us);
                 p.write = r.done_us.map(|d| d.saturating_sub(end.at_us));
             }
@@ -206,23 +215,23 @@ fn board_changes(run: &RunOutput) -> Vec<Option<(String, String)>> {
         if !run.servers.contains(&e.host) || mastered.contains(&host) {
             continue;
         }
-        match (e.category, e.kind.as_str()) {
-            (Category::Proc, "exec") => {
+        match (e.category, e.kind) {
+            (Category::Proc, EventKind::Exec) => {
                 if let Some(pid) = e.pid {
                     started.entry(host).or_insert(pid);
                 }
                 continue;
             }
             // Another program's socket, bound before the command was typed, is not the server's.
-            (Category::Net, "listen") if started.contains_key(host) => {
+            (Category::Net, EventKind::Listen) if started.contains_key(host) => {
                 listening.insert(host, true);
             }
-            (Category::App, "app_start") => *in_app.entry(host).or_insert(0) += 1,
-            (Category::App, "app_end" | "raise" | "crash") => {
+            (Category::App, EventKind::AppStart) => *in_app.entry(host).or_insert(0) += 1,
+            (Category::App, EventKind::AppEnd | EventKind::Raise | EventKind::Crash) => {
                 let n = in_app.entry(host).or_insert(0);
                 *n = (*n - 1).max(0);
             }
-            (Category::Proc, "killed" | "exit") => {
+            (Category::Proc, EventKind::Killed | EventKind::Exit) => {
                 in_app.insert(host, 0);
                 if e.pid.is_some() && e.pid == started.get(host).copied() {
                     listening.insert(host, false);

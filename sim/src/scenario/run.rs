@@ -25,7 +25,7 @@ use super::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
 use crate::files::FileTree;
 use crate::net::{SimNet, SimStream, Sysctls};
 use crate::procs::{Machine, MachineSpec};
-use crate::trace::{now, Category, Event, Trace};
+use crate::trace::{now, Category, Event, EventKind, Trace};
 use crate::world::{run_server, ServerSetup};
 
 /// One request as its client lived it (times in virtual microseconds from the start).
@@ -253,7 +253,7 @@ fn run_command(
             "lab",
             None,
             Category::Proc,
-            "sim_error",
+            EventKind::SimError,
             format!("the simulation stopped: {e}"),
         );
     }
@@ -328,7 +328,7 @@ fn occupy_ports(net: &SimNet, ports: &[u16], trace: &Trace) -> Vec<tokio::task::
                     net.host(),
                     None,
                     Category::Proc,
-                    "squatter",
+                    EventKind::Squatter,
                     format!("an older server is already running and listens on port {port}"),
                 );
                 squatters.push(tokio::task::spawn_local(serve_old_version(listener)));
@@ -337,7 +337,7 @@ fn occupy_ports(net: &SimNet, ports: &[u16], trace: &Trace) -> Vec<tokio::task::
                 net.host(),
                 None,
                 Category::Proc,
-                "squatter",
+                EventKind::Squatter,
                 format!("another program could not take port {port}: {e}"),
             ),
         }
@@ -421,7 +421,7 @@ impl ClientWorld for SimClients {
         now().as_micros() as u64
     }
 
-    fn say(&self, host: &str, conn: Option<&str>, kind: &str, text: String) {
+    fn say(&self, host: &str, conn: Option<&str>, kind: EventKind, text: String) {
         self.shared.trace.record_conn(
             host,
             None,
@@ -453,7 +453,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
             host,
             None,
             Category::Proc,
-            "fault_missed",
+            EventKind::FaultMissed,
             format!("kill -{short} ({}): the server has not started", fault.to),
         );
         return;
@@ -477,7 +477,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
             host,
             None,
             Category::Proc,
-            "kill",
+            EventKind::Kill,
             format!(
                 "kill -{short} of every process of the server at once ({}), as the OOM killer or a crash would",
                 pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
@@ -497,7 +497,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
             host,
             None,
             Category::Proc,
-            "fault_missed",
+            EventKind::FaultMissed,
             format!("kill -{short} ({}): no such process is running", fault.to),
         );
         return;
@@ -506,7 +506,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         host,
         Some(pid),
         Category::Proc,
-        "kill",
+        EventKind::Kill,
         format!("kill -{short} {pid} ({}), typed by the operator", fault.to),
     );
     let handled_by_master = fault.to == "master"
