@@ -613,6 +613,7 @@ impl ServerProcess {
                 conn: None,
                 kind: EventKind::Log,
                 text: text.clone(),
+                board: None,
             })
             .collect()
     }
@@ -814,6 +815,8 @@ impl Shared {
                 conn: conn.map(str::to_string),
                 kind,
                 text,
+                // The real master keeps its worker list to itself.
+                board: None,
             });
     }
 }

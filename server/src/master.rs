@@ -78,7 +78,7 @@ pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
     listen_queue_errors: u64,
     started: Instant,
     /// The worker list as last shown to the supervisor.
-    shown_statuses: Vec<&'static str>,
+    shown_statuses: Vec<WorkerStatus>,
 }
 
 impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
@@ -213,7 +213,7 @@ where
             .board
             .slots
             .iter()
-            .map(|s| s.status.name())
+            .map(|s| s.status)
             .eq(self.shown_statuses.iter().copied());
         if !unchanged {
             let statuses = self.board.statuses();

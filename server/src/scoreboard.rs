@@ -208,8 +208,8 @@ impl Scoreboard {
     }
 
     /// The lab's worker list: `[busy, idle, idle, idle]`.
-    pub fn statuses(&self) -> Vec<&'static str> {
-        self.slots.iter().map(|s| s.status.name()).collect()
+    pub fn statuses(&self) -> Vec<WorkerStatus> {
+        self.slots.iter().map(|s| s.status).collect()
     }
 
     pub fn busy_cores(&self) -> usize {
@@ -223,6 +223,7 @@ impl Scoreboard {
 
 #[cfg(test)]
 mod tests {
+    use super::WorkerStatus::{Busy, Idle};
     use super::*;
 
     #[test]
@@ -235,7 +236,7 @@ mod tests {
         }
         board.apply(100, WorkerMessage::Ready { app_loaded: true }, now, 0);
         board.apply(101, WorkerMessage::Ready { app_loaded: true }, now, 0);
-        assert_eq!(board.statuses(), ["idle", "idle"]);
+        assert_eq!(board.statuses(), [Idle, Idle]);
         let busy = WorkerMessage::Busy {
             core: 0,
             method: "GET".into(),
@@ -244,7 +245,7 @@ mod tests {
             elapsed_us: 0,
         };
         board.apply(101, busy, now, 0);
-        assert_eq!(board.statuses(), ["idle", "busy"]);
+        assert_eq!(board.statuses(), [Idle, Busy]);
         assert_eq!(board.busy_cores(), 1);
         let idle = WorkerMessage::Idle {
             core: 0,
@@ -256,11 +257,11 @@ mod tests {
             rss: 1 << 20,
         };
         board.apply(101, idle, now, 0);
-        assert_eq!(board.statuses(), ["idle", "idle"]);
+        assert_eq!(board.statuses(), [Idle, Idle]);
         assert_eq!(board.slots[1].requests, 1);
         assert_eq!(board.slots[1].avg_rt(), 3000);
         // A message from a pid the board does not know changes nothing.
         board.apply(999, WorkerMessage::Retiring { reason: "x".into() }, now, 0);
-        assert_eq!(board.statuses(), ["idle", "idle"]);
+        assert_eq!(board.statuses(), [Idle, Idle]);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use server::scoreboard::WorkerStatus;
 
 /// What part of the machine an event comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -181,6 +182,10 @@ pub struct Event {
     pub kind: EventKind,
     /// What happened, in words.
     pub text: String,
+    /// The master's worker list, for a [`Category::Board`] event (its `text` is the list as
+    /// printed). Not in the JSON trace, which has the text.
+    #[serde(skip)]
+    pub board: Option<Vec<WorkerStatus>>,
 }
 
 /// The shared recorder; cloned into every part of the simulated world. The world runs on one
@@ -202,6 +207,7 @@ struct Raw {
     conn: Option<SocketAddr>,
     kind: EventKind,
     text: String,
+    board: Option<Vec<WorkerStatus>>,
 }
 
 #[derive(Default)]
@@ -232,6 +238,7 @@ impl Recorded {
             conn: raw.conn.map(|c| c.to_string()),
             kind: raw.kind,
             text: raw.text.clone(),
+            board: raw.board.clone(),
         }
     }
 }
@@ -245,7 +252,32 @@ impl Trace {
         kind: EventKind,
         text: impl Into<String>,
     ) {
-        self.push(host, pid, category, None, kind, text.into());
+        self.push(host, pid, category, None, kind, text.into(), None);
+    }
+
+    /// Records the master's worker list, printed as `[busy, idle, ...]`.
+    pub fn record_board(&self, host: &str, master: u32, statuses: &[WorkerStatus]) {
+        // Twice per request: built in one allocation.
+        let mut text =
+            String::with_capacity(2 + statuses.iter().map(|s| s.name().len() + 2).sum::<usize>());
+        text.push('[');
+        for (i, status) in statuses.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(status.name());
+        }
+        text.push(']');
+        let board = Some(statuses.to_vec());
+        self.push(
+            host,
+            Some(master),
+            Category::Board,
+            None,
+            EventKind::Board,
+            text,
+            board,
+        );
     }
 
     /// Records an event about one connection, named by its client's address.
@@ -258,9 +290,10 @@ impl Trace {
         kind: EventKind,
         text: impl Into<String>,
     ) {
-        self.push(host, pid, category, conn, kind, text.into());
+        self.push(host, pid, category, conn, kind, text.into(), None);
     }
 
+    #[allow(clippy::too_many_arguments)] // the fields of one event, each named at the call
     fn push(
         &self,
         host: &str,
@@ -269,6 +302,7 @@ impl Trace {
         conn: Option<SocketAddr>,
         kind: EventKind,
         text: String,
+        board: Option<Vec<WorkerStatus>>,
     ) {
         let at_us = now().as_micros() as u64;
         let mut recorded = self.lock();
@@ -281,6 +315,7 @@ impl Trace {
             conn,
             kind,
             text,
+            board,
         });
     }
 

@@ -11,6 +11,8 @@ pub mod supervisor;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::scoreboard::WorkerStatus;
+
 /// Facts about the machine and this process, as uWSGI's banner prints them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SystemInfo {
@@ -236,7 +238,7 @@ pub trait Supervisor {
 
     /// The master's worker list changed (`[busy, idle, ...]`). Nothing to do for a real
     /// master; the lab draws its timeline from it.
-    fn board_changed(&self, _statuses: &[&'static str]) {}
+    fn board_changed(&self, _statuses: &[WorkerStatus]) {}
 }
 
 /// The "error" a simulated `exec()` returns when it worked: this image of the program is

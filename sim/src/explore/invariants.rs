@@ -11,6 +11,7 @@ use crate::scenario::run::RunOutput;
 use crate::scenario::{split_command, Scenario, OUTCOME_WORDS, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
+use server::scoreboard::WorkerStatus;
 
 /// A broken invariant: which, when, and the event that broke it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,7 +440,7 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
     points.dedup();
     let mut mismatch_since: BTreeMap<usize, (u64, String)> = BTreeMap::new();
     let mut reported: BTreeMap<usize, bool> = BTreeMap::new();
-    let mut board: Vec<String> = Vec::new();
+    let mut board: Vec<WorkerStatus> = Vec::new();
     let mut pid_of: BTreeMap<usize, u32> = BTreeMap::new();
     let mut count: BTreeMap<u32, usize> = BTreeMap::new();
     let (mut si, mut bi, mut pi) = (0, 0, 0);
@@ -447,16 +448,16 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
     let check = |slot: usize,
                  began: u64,
                  at: u64,
-                 shown: &str,
+                 shown: WorkerStatus,
                  busy: bool,
                  pid: u32,
                  since: &mut BTreeMap<usize, (u64, String)>,
                  reported: &mut BTreeMap<usize, bool>,
                  out: &mut Vec<Violation>| {
         let wrong = match shown {
-            "busy" => !busy,
-            "idle" | "starting" => busy,
-            _ => false,
+            WorkerStatus::Busy => !busy,
+            WorkerStatus::Idle | WorkerStatus::Starting => busy,
+            WorkerStatus::Stopping | WorkerStatus::Dead => false,
         };
         if !wrong {
             since.remove(&slot);
@@ -466,7 +467,8 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
             (
                 began,
                 format!(
-                    "worker {slot} (pid {pid}) shown {shown} while it is {}",
+                    "worker {slot} (pid {pid}) shown {} while it is {}",
+                    shown.name(),
                     if busy {
                         "inside a request"
                     } else {
@@ -512,7 +514,7 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                     slot,
                     began,
                     judge_at,
-                    shown,
+                    *shown,
                     busy,
                     pid,
                     &mut mismatch_since,
@@ -527,13 +529,7 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
             si += 1;
         }
         while bi < boards.len() && boards[bi].0 <= index {
-            board = boards[bi]
-                .1
-                .text
-                .trim_matches(|c| c == '[' || c == ']')
-                .split(", ")
-                .map(str::to_string)
-                .collect();
+            board = boards[bi].1.board.clone().unwrap_or_default();
             bi += 1;
         }
         while pi < facts.spawns.len() && facts.spawns[pi].0 <= index {
@@ -801,6 +797,20 @@ mod tests {
             conn: conn.map(str::to_string),
             kind,
             text: text.into(),
+            // A worker list written as the simulation prints it, `[busy, idle]`.
+            board: (category == Category::Board).then(|| {
+                text.trim_matches(['[', ']'])
+                    .split(", ")
+                    .filter(|s| !s.is_empty())
+                    .map(|s| match s {
+                        "busy" => WorkerStatus::Busy,
+                        "idle" => WorkerStatus::Idle,
+                        "starting" => WorkerStatus::Starting,
+                        "stopping" => WorkerStatus::Stopping,
+                        _ => WorkerStatus::Dead,
+                    })
+                    .collect()
+            }),
         }
     }
 

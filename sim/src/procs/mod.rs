@@ -19,6 +19,7 @@ use server::procs::{
     ExitStatus, ForkHooks, LocalTime, MasterEvent, MasterMessage, Procs, Signal, Supervisor,
     SystemInfo, WorkerLink, WorkerMessage,
 };
+use server::scoreboard::WorkerStatus;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
@@ -678,25 +679,10 @@ impl Supervisor for SimSupervisor {
         io::Error::other(server::procs::ProgramReplaced)
     }
 
-    fn board_changed(&self, statuses: &[&'static str]) {
-        // Twice per request: built in one allocation.
-        let mut text =
-            String::with_capacity(2 + statuses.iter().map(|s| s.len() + 2).sum::<usize>());
-        text.push('[');
-        for (i, status) in statuses.iter().enumerate() {
-            if i > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(status);
-        }
-        text.push(']');
-        self.machine.trace.record(
-            &self.machine.host,
-            Some(self.master),
-            Category::Board,
-            EventKind::Board,
-            text,
-        );
+    fn board_changed(&self, statuses: &[WorkerStatus]) {
+        self.machine
+            .trace
+            .record_board(&self.machine.host, self.master, statuses);
     }
 
     async fn next_event(&self) -> MasterEvent {

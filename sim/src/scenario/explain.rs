@@ -389,8 +389,8 @@ fn declared_ms(text: &str) -> Option<u64> {
 fn board_size(run: &RunOutput) -> Option<usize> {
     run.events
         .iter()
-        .find(|e| e.category == Category::Board)
-        .map(|e| e.text.split(',').count())
+        .find_map(|e| e.board.as_ref())
+        .map(Vec::len)
 }
 
 /// Deaths, respawns and signals, in order; deaths at the same moment together.

@@ -14,6 +14,7 @@ use super::run::{RequestRecord, RunOutput};
 use super::{Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::WorkerStarted;
+use server::scoreboard::WorkerStatus;
 
 /// The whole page: a header, then one section per run (one per variant).
 pub fn render_html(name: &str, scenario: &Scenario, runs: &[RunOutput]) -> String {
@@ -376,21 +377,10 @@ fn worker_pids(run: &RunOutput, host: &str) -> BTreeMap<u32, usize> {
     by_pid
 }
 
-/// `[busy, idle]` → `["busy", "idle"]`.
-fn parse_board(text: &str) -> Vec<String> {
-    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
-    inner
-        .split(',')
-        .map(|s| s.trim().trim_matches('\'').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// One lane per slot of the master's worker list, from its `Board` events.
 fn board_lanes(run: &RunOutput, host: &str, end_us: u64) -> Option<Vec<Lane>> {
-    let boards: Vec<(u64, Vec<String>)> = host_events(run, host)
-        .filter(|e| e.category == Category::Board)
-        .map(|e| (e.at_us, parse_board(&e.text)))
+    let boards: Vec<(u64, &[WorkerStatus])> = host_events(run, host)
+        .filter_map(|e| Some((e.at_us, e.board.as_deref()?)))
         .collect();
     let slots = boards.iter().map(|(_, b)| b.len()).max()?;
     if slots == 0 {
@@ -412,7 +402,7 @@ fn board_lanes(run: &RunOutput, host: &str, end_us: u64) -> Option<Vec<Lane>> {
     let mut current: Vec<Option<(u64, String)>> = vec![None; slots];
     for (at, board) in &boards {
         for (slot, state) in current.iter_mut().enumerate() {
-            let status = board.get(slot).cloned();
+            let status = board.get(slot).map(|s| s.name().to_string());
             let changed = state.as_ref().map(|(_, s)| Some(s)) != Some(status.as_ref());
             if !changed {
                 continue;
@@ -1170,12 +1160,5 @@ mod tests {
         assert_eq!(tick_step(1), 1);
         assert_eq!(tick_label(1_500_000, 500_000, true), "1.5 s");
         assert_eq!(tick_label(50_000, 50_000, false), "50 ms");
-    }
-
-    #[test]
-    fn the_master_list_is_read_slot_by_slot() {
-        assert_eq!(parse_board("[busy, idle]"), ["busy", "idle"]);
-        assert_eq!(parse_board("['busy', 'available']"), ["busy", "available"]);
-        assert!(parse_board("[]").is_empty());
     }
 }
