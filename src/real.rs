@@ -39,7 +39,7 @@ use sim::scenario::client::{
     answer_as_old_version, client_number, run_connection, ClientWorld, Plan,
 };
 use sim::scenario::run::{RequestRecord, RunOutput};
-use sim::scenario::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
+use sim::scenario::{split_command, Fault, FaultTarget, Scenario, SERVER_HOST};
 use sim::trace::{Category, Event, EventKind};
 use tokio::net::TcpStream;
 
@@ -710,7 +710,7 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
         .name()
         .trim_start_matches("SIG")
         .to_string();
-    if fault.to == "all" {
+    if fault.to == FaultTarget::All {
         shared.record(
             Category::Proc,
             None,
@@ -723,9 +723,9 @@ fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
         signal_group(server.pid, number);
         return;
     }
-    let target = match parse_worker(&fault.to) {
-        Some(n) => worker_pid(&server.log_lines(), n),
-        None => Some(server.pid),
+    let target = match fault.to {
+        FaultTarget::Worker(n) => worker_pid(&server.log_lines(), n),
+        FaultTarget::Master | FaultTarget::All => Some(server.pid),
     };
     let Some(pid) = target else {
         shared.record(

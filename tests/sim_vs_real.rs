@@ -292,7 +292,7 @@ fn compare_run(
         .zip(&phases)
         .map(|(r, p)| Seen {
             label: label(&r.client, r.seq),
-            outcome: r.outcome.clone(),
+            outcome: r.outcome.to_string(),
             syn_retry: p.syn_retries > 0,
             connect_us: r.connected_us.map(|c| c - r.start_us),
             total_us: r.done_us.map(|d| d - r.start_us),

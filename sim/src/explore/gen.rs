@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use crate::python::{AppBehaviour, CrashSignal, Route, RouteBehaviour};
-use crate::scenario::{ClientGroup, Expect, Fault, MachineSection, Scenario, SERVER_HOST};
+use crate::scenario::{
+    ClientGroup, Expect, Fault, FaultTarget, MachineSection, Scenario, SERVER_HOST,
+};
 
 /// The server's command line, as drawn.
 #[derive(Clone, Debug)]
@@ -400,12 +402,12 @@ fn build(
     let mut fault_list = Vec::new();
     for f in faults {
         let (enabled, signal, to) = match f.kind {
-            0 => (swarm.kill_worker, 9, format!("worker {}", f.worker)),
-            1 => (swarm.kill_worker, 11, format!("worker {}", f.worker)),
-            2 => (swarm.sighup, 1, "master".to_string()),
-            3 => (swarm.sigterm, 15, "master".to_string()),
-            4 => (swarm.sigint, 2, "master".to_string()),
-            _ => (swarm.kill_all, 9, "all".to_string()),
+            0 => (swarm.kill_worker, 9, FaultTarget::Worker(f.worker)),
+            1 => (swarm.kill_worker, 11, FaultTarget::Worker(f.worker)),
+            2 => (swarm.sighup, 1, FaultTarget::Master),
+            3 => (swarm.sigterm, 15, FaultTarget::Master),
+            4 => (swarm.sigint, 2, FaultTarget::Master),
+            _ => (swarm.kill_all, 9, FaultTarget::All),
         };
         if enabled {
             fault_list.push(Fault {

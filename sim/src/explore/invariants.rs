@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::scenario::run::RunOutput;
-use crate::scenario::{split_command, Scenario, OUTCOME_WORDS, SERVER_HOST};
+use crate::scenario::{split_command, Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
 use server::scoreboard::WorkerStatus;
@@ -156,10 +156,6 @@ fn no_sim_error(run: &RunOutput, out: &mut Vec<Violation>) {
     }
 }
 
-fn is_status(outcome: &str) -> bool {
-    outcome.len() == 3 && outcome.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// one_outcome: every planned client appears, its requests numbered 1..k with k at most its
 /// `requests`, each ended in exactly one known outcome (never `unfinished`: the generated
 /// scenarios give up long before the time limit), announced by exactly one client `outcome`
@@ -203,8 +199,7 @@ fn one_outcome(scenario: &Scenario, run: &RunOutput, out: &mut Vec<Violation>) {
                     ),
                 );
             }
-            let known = is_status(&r.outcome) || OUTCOME_WORDS.contains(&r.outcome.as_str());
-            if !known || r.outcome == "unfinished" {
+            if r.outcome == Outcome::Unfinished {
                 violation(
                     out,
                     "one_outcome",
@@ -215,7 +210,7 @@ fn one_outcome(scenario: &Scenario, run: &RunOutput, out: &mut Vec<Violation>) {
                     ),
                 );
             }
-            if i + 1 < records.len() && !is_status(&r.outcome) {
+            if i + 1 < records.len() && !r.outcome.is_status() {
                 violation(
                     out,
                     "one_outcome",
@@ -259,11 +254,19 @@ fn failure_causes(run: &RunOutput, out: &mut Vec<Violation>) {
             continue;
         }
         let during = |e: &&Event| e.at_us >= r.start_us && e.at_us <= end;
-        use EventKind::*;
-        let kinds: &[EventKind] = match r.outcome.as_str() {
-            "refused" => &[Refused],
-            "timeout" => &[SynDropped, SynRetry, SynackRetransmit],
-            "reset" | "no_response" | "cut" => &[Refused, Reset, Close, Killed, Exit, Kill, Log],
+        use EventKind as K;
+        let kinds: &[EventKind] = match r.outcome {
+            Outcome::Refused => &[K::Refused],
+            Outcome::Timeout => &[K::SynDropped, K::SynRetry, K::SynackRetransmit],
+            Outcome::Reset | Outcome::NoResponse | Outcome::Cut => &[
+                K::Refused,
+                K::Reset,
+                K::Close,
+                K::Killed,
+                K::Exit,
+                K::Kill,
+                K::Log,
+            ],
             _ => continue,
         };
         let cause = run
@@ -299,7 +302,7 @@ fn failure_causes(run: &RunOutput, out: &mut Vec<Violation>) {
 /// idle, not dropped mid-request.
 fn closed_while_idle(run: &RunOutput, k: usize) -> bool {
     let r = &run.requests[k];
-    if r.seq == 1 || !matches!(r.outcome.as_str(), "no_response" | "reset") {
+    if r.seq == 1 || !matches!(r.outcome, Outcome::NoResponse | Outcome::Reset) {
         return false;
     }
     let since = k
@@ -336,8 +339,8 @@ fn accepted_not_dropped(run: &RunOutput, out: &mut Vec<Violation>) {
         let Some(&(k, r)) = last.get(conn) else {
             continue;
         };
-        if is_status(&r.outcome)
-            || matches!(r.outcome.as_str(), "client_closed" | "gave_up")
+        if r.outcome.is_status()
+            || matches!(r.outcome, Outcome::ClientClosed | Outcome::GaveUp)
             || closed_while_idle(run, k)
         {
             continue;
@@ -712,8 +715,8 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                 && (r.seq == 1 || r.sent_us.is_some_and(|s| s < st))
                 && r.done_us.is_none_or(|d| d >= st);
             if !already
-                || is_status(&r.outcome)
-                || matches!(r.outcome.as_str(), "client_closed" | "gave_up")
+                || r.outcome.is_status()
+                || matches!(r.outcome, Outcome::ClientClosed | Outcome::GaveUp)
             {
                 continue;
             }
@@ -857,7 +860,7 @@ mod tests {
             sent_us: Some(102_000),
             first_byte_us: None,
             done_us: Some(done_ms * 1000),
-            outcome: outcome.into(),
+            outcome: outcome.parse().expect("an outcome"),
             detail: outcome.into(),
         }
     }
@@ -982,7 +985,7 @@ mod tests {
     #[test]
     fn one_outcome_an_unfinished_request_and_a_missing_outcome_event() {
         let mut r = served();
-        r.requests[0].outcome = "unfinished".into();
+        r.requests[0].outcome = Outcome::Unfinished;
         assert!(broken(&r).contains(&"one_outcome"));
         let mut r = served();
         r.events.retain(|e| e.kind != EventKind::Outcome);
@@ -1008,7 +1011,7 @@ mod tests {
         });
         r.events
             .retain(|e| e.category != Category::Board || e.text == "[idle]");
-        r.requests[0].outcome = "no_response".into();
+        r.requests[0].outcome = Outcome::NoResponse;
         let names = broken(&r);
         assert!(names.contains(&"failure_causes"), "{names:?}");
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::run::RequestRecord;
-use super::ClientGroup;
+use super::{ClientGroup, Outcome};
 use crate::trace::EventKind;
 
 /// What a client needs from the world it runs in.
@@ -118,7 +118,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         sent_us: None,
         first_byte_us: None,
         done_us: None,
-        outcome: "unfinished".into(),
+        outcome: Outcome::Unfinished,
         detail: "still waiting when the run ended".into(),
     };
     let push = |record: &RequestRecord| {
@@ -163,7 +163,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         }
         Err(_) => {
             record.done_us = Some(world.now_us());
-            record.outcome = "gave_up".into();
+            record.outcome = Outcome::GaveUp;
             record.detail = format!(
                 "gave up after {} ms: connect() had not returned",
                 group.timeout_ms
@@ -198,7 +198,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
             record.sent_us = None;
             record.first_byte_us = None;
             record.done_us = None;
-            record.outcome = "unfinished".into();
+            record.outcome = Outcome::Unfinished;
             record.detail = "still waiting when the run ended".into();
             push(&record);
         }
@@ -213,7 +213,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                 read_response(world, &mut stream, &mut leftover, &mut early),
             )
             .await;
-            if matches!(answered, Ok(Ok(_))) && early.outcome.len() == 3 {
+            if matches!(answered, Ok(Ok(_))) && early.outcome.is_status() {
                 early.detail = format!(
                     "{} (answered before the request was complete; then {} sending the rest)",
                     early.detail,
@@ -259,7 +259,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
             Ok(Err(e)) => {
                 record.done_us = Some(world.now_us());
                 if record.first_byte_us.is_some() {
-                    record.outcome = "cut".into();
+                    record.outcome = Outcome::Cut;
                     record.detail = format!("the response was cut short: {}", errno_name(&e));
                 } else {
                     (record.outcome, record.detail) = io_outcome(&e, "waiting for the response");
@@ -273,13 +273,13 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                 if group.disconnect_after_ms.is_some()
                     && tokio::time::Instant::now() < request_deadline
                 {
-                    record.outcome = "client_closed".into();
+                    record.outcome = Outcome::ClientClosed;
                     record.detail = format!(
                         "the client hung up {} ms after sending, before the response",
                         group.disconnect_after_ms.unwrap_or(0)
                     );
                 } else {
-                    record.outcome = "gave_up".into();
+                    record.outcome = Outcome::GaveUp;
                     record.detail = format!(
                         "gave up after {} ms without a complete response",
                         group.timeout_ms
@@ -299,16 +299,16 @@ fn finish_failed_connect(record: &mut RequestRecord, e: &io::Error, now_us: u64)
     record.done_us = Some(now_us);
     match e.raw_os_error() {
         Some(111) => {
-            record.outcome = "refused".into();
+            record.outcome = Outcome::Refused;
             record.detail = "connect(): ECONNREFUSED (nothing listens there)".into();
         }
         Some(110) => {
-            record.outcome = "timeout".into();
+            record.outcome = Outcome::Timeout;
             record.detail =
                 "connect(): ETIMEDOUT (every SYN retransmission went unanswered)".into();
         }
         _ => {
-            record.outcome = "reset".into();
+            record.outcome = Outcome::Reset;
             record.detail = format!("connect(): {}", errno_name(e));
         }
     }
@@ -324,10 +324,10 @@ fn errno_name(e: &io::Error) -> String {
     }
 }
 
-fn io_outcome(e: &io::Error, during: &str) -> (String, String) {
+fn io_outcome(e: &io::Error, during: &str) -> (Outcome, String) {
     match e.raw_os_error() {
-        Some(110) => ("timeout".into(), format!("ETIMEDOUT {during}")),
-        _ => ("reset".into(), format!("{} {during}", errno_name(e))),
+        Some(110) => (Outcome::Timeout, format!("ETIMEDOUT {during}")),
+        _ => (Outcome::Reset, format!("{} {during}", errno_name(e))),
     }
 }
 
@@ -365,7 +365,7 @@ async fn read_response<W: ClientWorld>(
             let (status, reason, length, keep) = done;
             buf.drain(..length);
             record.done_us = Some(world.now_us());
-            record.outcome = status.to_string();
+            record.outcome = Outcome::Status(status);
             record.detail = format!("{status} {reason}, {length} bytes");
             return Ok(keep);
         }
@@ -373,21 +373,21 @@ async fn read_response<W: ClientWorld>(
         if n == 0 {
             record.done_us = Some(world.now_us());
             if buf.is_empty() {
-                record.outcome = "no_response".into();
+                record.outcome = Outcome::NoResponse;
                 record.detail = "the connection closed without a response".into();
             } else if let Some((status, reason)) = status_of(buf) {
                 // A response without a length ends with the connection.
                 if framing_is_eof(buf) {
-                    record.outcome = status.to_string();
+                    record.outcome = Outcome::Status(status);
                     record.detail = format!("{status} {reason}, {} bytes", buf.len());
                 } else {
-                    record.outcome = "cut".into();
+                    record.outcome = Outcome::Cut;
                     record.detail =
                         format!("{status} {reason} cut short after {} bytes", buf.len());
                 }
                 buf.clear();
             } else {
-                record.outcome = "cut".into();
+                record.outcome = Outcome::Cut;
                 record.detail = format!("{} bytes that are not a whole response head", buf.len());
                 buf.clear();
             }

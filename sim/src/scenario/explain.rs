@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::render::{ms, outcome_summary, request_phases, Phases};
 use super::run::{outcome_counts, server_log, RequestRecord, RunOutput};
-use super::{ExitExpectation, Expect, Scenario, SERVER_HOST};
+use super::{ExitExpectation, Expect, Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{
     AppReady, HarakiriOnWorker, HowStarted, ListenQueueFull, NoAppLoaded, NoPythonApp,
@@ -108,15 +108,15 @@ fn startup(run: &RunOutput, log: &[&str]) -> String {
 
 /// The first cause of each kind of failed request.
 fn failures(run: &RunOutput, phases: &[Phases], log: &[&str]) -> Vec<String> {
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen: BTreeMap<Outcome, String> = BTreeMap::new();
     for (r, p) in run.requests.iter().zip(phases) {
-        let ok = r.outcome.len() == 3 && r.outcome.starts_with(['2', '3']);
+        let ok = r.outcome.is_success();
         if ok || seen.contains_key(&r.outcome) {
             continue;
         }
         let cause = cause_of(run, r, p, log);
         seen.insert(
-            r.outcome.clone(),
+            r.outcome,
             format!("{} ({}) first: {cause}", r.client, r.outcome),
         );
     }
@@ -149,7 +149,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             return "the app raised an exception (traceback in the log); wsgilab answers 500 with a body where uWSGI would close the connection without a response".into();
         }
     }
-    if r.outcome == "500" && log.iter().any(|l| NoPythonApp::parse(l).is_some()) {
+    if r.outcome == Outcome::Status(500) && log.iter().any(|l| NoPythonApp::parse(l).is_some()) {
         let error = log
             .iter()
             .find(|l| l.contains("Error: ") && !l.starts_with(' '))
@@ -158,17 +158,17 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
             "no app was loaded at start-up{error}, so the worker answers every request with 500"
         );
     }
-    if r.outcome == "431" || r.outcome == "414" {
+    if r.outcome == Outcome::Status(431) || r.outcome == Outcome::Status(414) {
         return format!(
             "the request head was bigger than --buffer-size; wsgilab answers {} where uWSGI resets the connection (\"invalid HTTP request size\")",
             r.outcome
         );
     }
-    if r.outcome == "408" {
+    if r.outcome == Outcome::Status(408) {
         return "the client was too slow to send its request: dropped after --socket-timeout/--http-timeout, its worker freed".into();
     }
-    match r.outcome.as_str() {
-        "reset" => {
+    match r.outcome {
+        Outcome::Reset => {
             // The kernel's own account of the RST that hit this connection.
             let rst = run.events.iter().find(|e| {
                 e.category == Category::Net
@@ -186,7 +186,7 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
                 None => r.detail.clone(),
             }
         }
-        "refused" => {
+        Outcome::Refused => {
             let listen = run
                 .events
                 .iter()
@@ -204,13 +204,13 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
                 None => "nothing listened on that port: its SYN got a RST".into(),
             }
         }
-        "timeout" => format!(
+        Outcome::Timeout => format!(
             "connect() gave up after {} SYN retransmissions went unanswered",
             p.syn_retries
         ),
-        "client_closed" => r.detail.clone(),
-        "gave_up" => format!("{}; the server was still busy with it", r.detail),
-        "unfinished" => "it had no answer when the run ended".into(),
+        Outcome::ClientClosed => r.detail.clone(),
+        Outcome::GaveUp => format!("{}; the server was still busy with it", r.detail),
+        Outcome::Unfinished => "it had no answer when the run ended".into(),
         _ => r.detail.clone(),
     }
 }
@@ -274,7 +274,7 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
         .requests
         .iter()
         .zip(phases)
-        .filter(|(r, p)| r.outcome.len() == 3 && p.total.is_some())
+        .filter(|(r, p)| r.outcome.is_status() && p.total.is_some())
         .collect();
     if answered.is_empty() {
         return None;

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use super::explain::explain;
 use super::render::{latency_stats, ms, outcome_summary, request_phases, Phases};
 use super::run::{RequestRecord, RunOutput};
-use super::{Scenario, SERVER_HOST};
+use super::{Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::WorkerStarted;
 use server::scoreboard::WorkerStatus;
@@ -614,8 +614,8 @@ fn request_spans(
     spans
 }
 
-fn is_failure(outcome: &str) -> bool {
-    !(outcome.len() == 3 && matches!(outcome.as_bytes()[0], b'1' | b'2' | b'3'))
+fn is_failure(outcome: Outcome) -> bool {
+    !outcome.status().is_some_and(|s| (100..400).contains(&s))
 }
 
 /// `1.5 s` or `250 ms`, precise enough for the step between ticks.
@@ -899,7 +899,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
             r.conn.as_deref().and_then(|c| established.get(c).copied()),
             end_us,
         );
-        let failed = is_failure(&r.outcome);
+        let failed = is_failure(r.outcome);
         let mut label = if r.seq > 1 {
             format!("{} ({}) {} {}", r.client, r.seq, r.method, r.path)
         } else {
@@ -912,7 +912,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
             out,
             "<g class=\"req\" data-request=\"{}\" data-outcome=\"{}\"><title>{}</title>",
             i + 1,
-            esc(&r.outcome),
+            r.outcome,
             esc(&request_title(r, p, &spans))
         );
         let _ = writeln!(
@@ -947,7 +947,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
                 REQ_H + 2.0
             );
         }
-        let mut tag = r.outcome.clone();
+        let mut tag = r.outcome.to_string();
         if p.syn_retries > 0 {
             tag = format!(
                 "{tag} · {} SYN retr{}",
@@ -1089,7 +1089,7 @@ fn render_table(out: &mut String, run: &RunOutput, phases: &[Phases]) {
         let _ = writeln!(
             out,
             "<tr{}><td class=\"n\">{}</td><td>{}</td><td>{} {}</td><td class=\"n\">{}</td><td class=\"n\">{connect}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"outcome\">{}</td></tr>",
-            if is_failure(&r.outcome) { " class=\"failed\"" } else { "" },
+            if is_failure(r.outcome) { " class=\"failed\"" } else { "" },
             i + 1,
             esc(&client),
             esc(&r.method),

@@ -7,6 +7,7 @@ pub mod balancer;
 pub mod client;
 pub mod explain;
 pub mod html;
+pub mod outcome;
 pub mod render;
 pub mod run;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::net::Sysctls;
 use crate::python::{AppBehaviour, PythonInstall};
 use crate::trace::EventKind;
+pub use outcome::Outcome;
 
 /// A whole scenario file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -270,15 +272,66 @@ pub struct Fault {
     pub signal: crate::python::CrashSignal,
     /// `master` (the process the command started), `worker N`, or `all` (every process of
     /// the server at once, as the OOM killer or `kill -9 -PGID` does).
-    #[serde(default = "default_fault_target")]
-    pub to: String,
+    #[serde(default)]
+    pub to: FaultTarget,
     /// The server machine.
     #[serde(default = "default_server_host")]
     pub host: String,
 }
 
-fn default_fault_target() -> String {
-    "master".into()
+/// Which process of the server a fault's signal goes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// The process the command started (the master, or the only process).
+    #[default]
+    Master,
+    /// Worker N (from 1), whichever pid it has at that moment.
+    Worker(usize),
+    /// Every process of the server at once.
+    All,
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultTarget::Master => f.write_str("master"),
+            FaultTarget::Worker(n) => write!(f, "worker {n}"),
+            FaultTarget::All => f.write_str("all"),
+        }
+    }
+}
+
+impl std::str::FromStr for FaultTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let worker = text
+            .strip_prefix("worker")
+            .map(str::trim)
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0);
+        match (text, worker) {
+            ("master", _) => Ok(FaultTarget::Master),
+            ("all", _) => Ok(FaultTarget::All),
+            (_, Some(n)) => Ok(FaultTarget::Worker(n)),
+            _ => Err(format!(
+                "`to = {text:?}`: expected \"master\", \"worker N\" or \"all\""
+            )),
+        }
+    }
+}
+
+impl Serialize for FaultTarget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// What should happen; checked after the run, a mismatch makes `replay` exit non-zero.
@@ -288,7 +341,7 @@ pub struct Expect {
     /// Outcome → how many requests end so: `"200"`, `"500"`, `refused`, `reset`,
     /// `no_response`, `timeout`, `gave_up`, `client_closed`, `cut`, `unfinished`.
     #[serde(default)]
-    pub outcomes: BTreeMap<String, u32>,
+    pub outcomes: BTreeMap<Outcome, u32>,
     /// Lines of the server's log that must appear (substrings).
     #[serde(default)]
     pub log_contains: Vec<String>,
@@ -546,16 +599,6 @@ impl Scenario {
             .iter()
             .chain(self.variants.iter().flat_map(|v| v.faults.iter().flatten()));
         for (i, fault) in all_faults.enumerate() {
-            if fault.to != "master" && fault.to != "all" && parse_worker(&fault.to).is_none() {
-                return Err(invalid(
-                    "to",
-                    format!(
-                        "[[faults]] #{}: `to = {:?}`: expected \"master\", \"worker N\" or \"all\"",
-                        i + 1,
-                        fault.to
-                    ),
-                ));
-            }
             if !servers.contains(&fault.host) {
                 return Err(invalid(
                     "host",
@@ -571,18 +614,6 @@ impl Scenario {
         let expects = std::iter::once(&self.expect)
             .chain(self.variants.iter().filter_map(|v| v.expect.as_ref()));
         for expect in expects {
-            for outcome in expect.outcomes.keys() {
-                let is_status = outcome.len() == 3 && outcome.bytes().all(|b| b.is_ascii_digit());
-                if !(is_status || OUTCOME_WORDS.contains(&outcome.as_str())) {
-                    return Err(invalid(
-                        "outcomes",
-                        format!(
-                            "unknown outcome {outcome:?} in expect.outcomes: expected an HTTP status such as \"200\", or one of {}",
-                            OUTCOME_WORDS.join(", ")
-                        ),
-                    ));
-                }
-            }
             if let Some(ExitExpectation::Word(word)) = &expect.exit_status {
                 if word != "running" {
                     return Err(invalid(
@@ -594,27 +625,6 @@ impl Scenario {
         }
         Ok(())
     }
-}
-
-/// The outcomes a request can have besides an HTTP status.
-pub const OUTCOME_WORDS: &[&str] = &[
-    "refused",
-    "reset",
-    "no_response",
-    "timeout",
-    "gave_up",
-    "client_closed",
-    "cut",
-    "unfinished",
-];
-
-/// `worker 2` → 2.
-pub fn parse_worker(target: &str) -> Option<usize> {
-    target
-        .strip_prefix("worker")
-        .map(str::trim)
-        .and_then(|n| n.parse().ok())
-        .filter(|n| *n > 0)
 }
 
 /// Splits a command line as a shell would, and drops the program: `uwsgi` or `wsgilab serve`.

@@ -443,7 +443,7 @@ pub struct LatencyStats {
 pub fn latency_stats(requests: &[RequestRecord]) -> Option<LatencyStats> {
     let answered: Vec<&RequestRecord> = requests
         .iter()
-        .filter(|r| r.outcome.len() == 3 && r.done_us.is_some())
+        .filter(|r| r.outcome.is_status() && r.done_us.is_some())
         .collect();
     if answered.is_empty() {
         return None;

@@ -21,7 +21,7 @@ use server::procs::Signal;
 use tokio::sync::Notify;
 
 use super::client::{answer_as_old_version, client_number, run_connection, ClientWorld, Plan};
-use super::{parse_worker, split_command, Fault, Scenario, SERVER_HOST};
+use super::{split_command, Fault, FaultTarget, Outcome, Scenario, SERVER_HOST};
 use crate::files::FileTree;
 use crate::net::{SimNet, SimStream, Sysctls};
 use crate::procs::{Machine, MachineSpec};
@@ -47,7 +47,7 @@ pub struct RequestRecord {
     pub done_us: Option<u64>,
     /// `200`, `refused`, `reset`, `no_response`, `timeout`, `gave_up`, `client_closed`,
     /// `cut`, `unfinished`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The outcome in words (`200 OK, 13 bytes`, `connect(): ECONNREFUSED`, ...).
     pub detail: String,
 }
@@ -463,7 +463,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         .into_iter()
         .find(|(_, parent, _)| parent.is_none())
         .map(|(pid, _, _)| pid);
-    if fault.to == "all" {
+    if fault.to == FaultTarget::All {
         // The master first, so that it does not respawn the workers that die with it.
         let mut pids: Vec<u32> = master.into_iter().collect();
         pids.extend(
@@ -488,9 +488,9 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         }
         return;
     }
-    let target = match parse_worker(&fault.to) {
-        Some(n) => worker_pid(&trace.events(), host, n),
-        None => master,
+    let target = match fault.to {
+        FaultTarget::Worker(n) => worker_pid(&trace.events(), host, n),
+        FaultTarget::Master | FaultTarget::All => master,
     };
     let Some(pid) = target.filter(|pid| machine.is_alive(*pid)) else {
         trace.record(
@@ -509,7 +509,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         EventKind::Kill,
         format!("kill -{short} {pid} ({}), typed by the operator", fault.to),
     );
-    let handled_by_master = fault.to == "master"
+    let handled_by_master = fault.to == FaultTarget::Master
         && matches!(
             signal,
             Signal::Term | Signal::Int | Signal::Quit | Signal::Hup
@@ -539,10 +539,10 @@ pub fn server_log(events: &[Event]) -> Vec<&str> {
 }
 
 /// Outcome → count.
-pub fn outcome_counts(requests: &[RequestRecord]) -> BTreeMap<String, u32> {
+pub fn outcome_counts(requests: &[RequestRecord]) -> BTreeMap<Outcome, u32> {
     let mut counts = BTreeMap::new();
     for r in requests {
-        *counts.entry(r.outcome.clone()).or_insert(0) += 1;
+        *counts.entry(r.outcome).or_insert(0) += 1;
     }
     counts
 }
