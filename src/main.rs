@@ -9,11 +9,9 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use server::config::{parse_serve_args, ConfigOutcome};
-use server::master::Master;
 use server::net::real::RealNet;
 use server::procs::real::RealProcs;
 use server::procs::supervisor::RealSupervisor;
-use server::procs::Procs;
 use server::python::real::RealPython;
 
 const USAGE: &str = "\
@@ -96,65 +94,13 @@ fn serve(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let procs = RealProcs;
     let mut python = RealPython::default();
-    let status = runtime.block_on(async {
-        let prepared = match server::serve::prepare(&config, &RealNet, &procs, &mut python) {
-            Ok(prepared) => prepared,
-            Err(status) => return status,
-        };
-        if prepared.master_mode {
-            let supervisor = match RealSupervisor::new() {
-                Ok(supervisor) => supervisor,
-                Err(e) => {
-                    procs.log(&format!("wsgilab: cannot install the master's signal handlers: {e}"));
-                    return 1;
-                }
-            };
-            let mut master = match Master::new(&config, &RealNet, &procs, &supervisor, &python, &prepared) {
-                Ok(master) => master,
-                Err(e) => {
-                    procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
-                    return 1;
-                }
-            };
-            return master.run().await;
-        }
-        // No master: this process is the worker, and the app is imported.
-        procs.tune_allocator();
-        tokio::select! {
-            biased;
-            signal = stop_signal() => {
-                match signal {
-                    "SIGTERM" => procs.log(&format!(
-                        "wsgilab: SIGTERM received: stopping{}",
-                        if config.die_on_term { "" } else { " (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)" }
-                    )),
-                    _ => procs.log(&format!("{signal} received...killing workers...")),
-                }
-                procs.log("goodbye to uWSGI.");
-                0
-            }
-            status = server::serve::serve(&prepared, &RealNet, &procs, &python) => status,
-        }
-    });
-    ExitCode::from(status.clamp(0, 255) as u8)
-}
-
-/// Waits for SIGINT, SIGQUIT or SIGTERM and names it.
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut quit), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::quit()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        biased;
-        _ = int.recv() => "SIGINT",
-        _ = quit.recv() => "SIGQUIT",
-        _ = term.recv() => "SIGTERM",
-    }
+    let exit = runtime.block_on(server::instance::run(
+        &config,
+        &RealNet,
+        &RealProcs,
+        RealSupervisor::new,
+        &mut python,
+    ));
+    ExitCode::from(exit.code())
 }

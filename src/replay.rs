@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sim::scenario::explain::{check, key_point};
+use sim::scenario::explain::{expectation_failures, key_point};
 use sim::scenario::html::render_html;
 use sim::scenario::render::{outcome_summary, render_json, render_text};
 use sim::scenario::run::{run_scenario, RunOutput};
@@ -191,27 +191,6 @@ fn find(wanted: &str) -> Result<Source, String> {
                 .join(", ")
         )),
     }
-}
-
-/// Every unmet expectation of every run, each prefixed with its variant.
-pub fn expectation_failures(scenario: &Scenario, runs: &[RunOutput]) -> Vec<String> {
-    let mut failures = Vec::new();
-    for run in runs {
-        let variant_expect = scenario
-            .variants
-            .iter()
-            .find(|v| Some(&v.name) == run.variant.as_ref())
-            .and_then(|v| v.expect.as_ref());
-        for expect in std::iter::once(&scenario.expect).chain(variant_expect) {
-            for f in check(expect, run) {
-                failures.push(match &run.variant {
-                    Some(v) => format!("[{v}] {f}"),
-                    None => f,
-                });
-            }
-        }
-    }
-    failures
 }
 
 fn print_summary(name: &str, scenario: &Scenario, runs: &[RunOutput], failures: &[String]) {

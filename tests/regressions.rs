@@ -1,11 +1,12 @@
-//! Regressions found by `wsgilab explore`: each file in scenarios/regressions/ is a shrunk
-//! scenario that once broke an invariant. Each must now satisfy every invariant, and replay
-//! identically twice (the same trace, byte for byte). They are not teaching scenarios, so
-//! they have no snapshots.
+//! Regressions: each file in scenarios/regressions/ is a scenario that once went wrong (most
+//! were found by `wsgilab explore` and shrunk). Each must now satisfy every invariant and its
+//! own expectations, and replay identically twice (the same trace, byte for byte). They are
+//! not teaching scenarios, so they have no snapshots.
 
 use std::path::Path;
 
 use sim::explore::check_scenario;
+use sim::scenario::explain::expectation_failures;
 use sim::scenario::parse;
 use sim::scenario::run::run_scenario;
 
@@ -25,6 +26,9 @@ fn every_regression_scenario_satisfies_every_invariant_and_replays_identically()
         let checked = check_scenario(&scenario);
         for v in &checked.violations {
             failures.push(format!("{name}: {v}"));
+        }
+        for f in expectation_failures(&scenario, &checked.runs) {
+            failures.push(format!("{name}: {f}"));
         }
         let again = run_scenario(&scenario, scenario.seed);
         let same = serde_json::to_string(&checked.runs).ok() == serde_json::to_string(&again).ok();

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod hints;
 pub mod http;
+pub mod instance;
 pub mod log;
 pub mod master;
 pub mod net;

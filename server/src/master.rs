@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
+use crate::instance::Exit;
 use crate::log::lines::{
     Goodbye, GracefullyKilling, HarakiriOnWorker, HowStarted, ListenQueueFull, MasterSpawned,
     NoMercy, StopSignal, WorkerBuried, WorkerDied, WorkerStarted,
@@ -28,10 +29,6 @@ use crate::worker::{worker_process, WorkerSpec};
 
 /// Set in the environment of a master that re-executed itself for a reload.
 pub const REEXECUTED_ENV: &str = "WSGILAB_REEXECUTED";
-
-/// What [`Master::run`] returns when the master's program was replaced by a simulated
-/// `exec()` (a real one never returns): not an exit status (those are 0 to 255).
-pub const REPLACED_BY_EXEC: i32 = -1;
 
 /// A worker that dies sooner than this after being spawned died "at start-up".
 const QUICK_DEATH: Duration = Duration::from_secs(1);
@@ -147,7 +144,7 @@ where
     }
 
     /// Spawns the workers and supervises them until the instance stops; the exit status.
-    pub async fn run(&mut self) -> i32 {
+    pub async fn run(&mut self) -> Exit {
         let respawned = self.procs.env_var(REEXECUTED_ENV).is_some();
         self.procs.log(
             &MasterSpawned {
@@ -195,12 +192,12 @@ where
                     if then == AfterStop::Reexec {
                         self.reexec();
                         if matches!(self.phase, Phase::Replaced) {
-                            return REPLACED_BY_EXEC;
+                            return Exit::ReplacedByExec;
                         }
                         continue;
                     }
                     self.procs.log(&Goodbye.to_string());
-                    return 0;
+                    return Exit::Code(0);
                 }
             }
         }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use server::config::{parse_serve_args_in, ConfigOutcome};
-use server::master::{Master, REEXECUTED_ENV, REPLACED_BY_EXEC};
+use server::instance::Exit;
+use server::master::REEXECUTED_ENV;
 use server::procs::Procs;
 
 use crate::files::FileTree;
@@ -76,20 +77,22 @@ pub async fn run_server(
     let main = as_process(pid, async move {
         let machine = process_machine;
         loop {
-            let status = run_image(&setup, &net, &trace, &machine, pid).await;
-            if status != REPLACED_BY_EXEC {
-                return exit(&machine, pid, status);
+            match run_image(&setup, &net, &trace, &machine, pid).await {
+                Exit::Code(status) => return exit(&machine, pid, status),
+                Exit::ReplacedByExec => {
+                    // uWSGI's "binary reloading": the same program, pid and command line, with
+                    // the listening sockets kept open; it starts from the top, banner and
+                    // import included.
+                    machine.trace.record(
+                        &machine.host,
+                        Some(pid),
+                        Category::Proc,
+                        EventKind::Exec,
+                        format!("pid {pid} re-executes itself (exec): same pid, same command line, the listening socket kept open"),
+                    );
+                    machine.set_env(pid, REEXECUTED_ENV, "1");
+                }
             }
-            // uWSGI's "binary reloading": the same program, pid and command line, with the
-            // listening sockets kept open; it starts from the top, banner and import included.
-            machine.trace.record(
-                &machine.host,
-                Some(pid),
-                Category::Proc,
-                EventKind::Exec,
-                format!("pid {pid} re-executes itself (exec): same pid, same command line, the listening socket kept open"),
-            );
-            machine.set_env(pid, REEXECUTED_ENV, "1");
         }
     });
     // The process's main task, so that a signal that kills the process stops it too.
@@ -102,15 +105,15 @@ pub async fn run_server(
     }
 }
 
-/// One image of the `wsgilab serve` program, from its command line to its exit status (or
-/// [`REPLACED_BY_EXEC`]).
+/// One image of the `wsgilab serve` program, from its command line to its exit (or its
+/// replacement by `exec()`).
 async fn run_image(
     setup: &ServerSetup,
     net: &SimNet,
     trace: &Trace,
     machine: &Machine,
     pid: u32,
-) -> i32 {
+) -> Exit {
     let procs = machine.procs(pid);
     let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
     let files = setup.files.clone();
@@ -126,11 +129,11 @@ async fn run_image(
             for line in text.lines() {
                 procs.log(line);
             }
-            return 0;
+            return Exit::Code(0);
         }
         Err(e) => {
             procs.log(&format!("wsgilab serve: {e}"));
-            return 1;
+            return Exit::Code(1);
         }
     };
     let mut python = SimPython::new(
@@ -141,22 +144,8 @@ async fn run_image(
     )
     .with_behaviour(setup.app.clone())
     .with_trace(trace.clone(), &machine.host);
-    let prepared = match server::serve::prepare(&config, net, &procs, &mut python) {
-        Ok(prepared) => prepared,
-        Err(status) => return status,
-    };
-    if prepared.master_mode {
-        let supervisor = SimSupervisor::new(machine.clone(), pid).with_net(net.clone());
-        match Master::new(&config, net, &procs, &supervisor, &python, &prepared) {
-            Ok(mut master) => master.run().await,
-            Err(e) => {
-                procs.log(&format!("wsgilab: cannot start the stats server: {e}"));
-                1
-            }
-        }
-    } else {
-        server::serve::serve(&prepared, net, &procs, &python).await
-    }
+    let supervisor = || Ok(SimSupervisor::new(machine.clone(), pid).with_net(net.clone()));
+    server::instance::run(&config, net, &procs, supervisor, &mut python).await
 }
 
 fn exit(machine: &Machine, pid: u32, status: i32) -> i32 {

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::procs::Signal;
+
 /// A cursor over a line: literal pieces must match, numbers are read in decimal.
 struct Scan<'a> {
     rest: &'a str,
@@ -626,6 +628,49 @@ impl fmt::Display for StopSignal {
     }
 }
 
+/// What a server without a master says when a signal stops it: `SIGINT received...killing
+/// workers...` (or SIGQUIT), or for SIGTERM wsgilab's own line, since uWSGI would reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnmasteredStop {
+    /// SIGINT, SIGQUIT or SIGTERM.
+    pub signal: Signal,
+    pub die_on_term: bool,
+}
+
+impl fmt::Display for UnmasteredStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.signal {
+            Signal::Term => write!(
+                f,
+                "wsgilab: SIGTERM received: stopping{}",
+                if self.die_on_term {
+                    ""
+                } else {
+                    " (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)"
+                }
+            ),
+            other => write!(f, "{} received...killing workers...", other.name()),
+        }
+    }
+}
+
+impl UnmasteredStop {
+    pub fn parse(line: &str) -> Option<Self> {
+        [
+            (Signal::Int, false),
+            (Signal::Quit, false),
+            (Signal::Term, false),
+            (Signal::Term, true),
+        ]
+        .into_iter()
+        .map(|(signal, die_on_term)| UnmasteredStop {
+            signal,
+            die_on_term,
+        })
+        .find(|stop| stop.to_string() == line)
+    }
+}
+
 /// `goodbye to uWSGI.`: the master's last line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Goodbye;
@@ -818,6 +863,22 @@ mod tests {
             StopSignal::parse,
         );
         pinned(Goodbye, "goodbye to uWSGI.", Goodbye::parse);
+        pinned(
+            UnmasteredStop {
+                signal: Signal::Int,
+                die_on_term: false,
+            },
+            "SIGINT received...killing workers...",
+            UnmasteredStop::parse,
+        );
+        pinned(
+            UnmasteredStop {
+                signal: Signal::Term,
+                die_on_term: false,
+            },
+            "wsgilab: SIGTERM received: stopping (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)",
+            UnmasteredStop::parse,
+        );
         for signal in StopSignal::ALL {
             assert_eq!(StopSignal::parse(&signal.to_string()), Some(signal));
         }

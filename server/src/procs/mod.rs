@@ -101,6 +101,16 @@ pub trait Procs {
     fn now_ctime(&self) -> String {
         self.local_time(self.unix_time()).ctime()
     }
+
+    /// Waits for a signal that asks this process to stop — SIGINT, SIGQUIT or SIGTERM — as a
+    /// server without a master hears it (a master hears its signals from its
+    /// [`Supervisor`]).
+    fn stop_signal(&self) -> impl std::future::Future<Output = Signal>;
+
+    /// Sets the memory allocator up for a process that serves requests (a worker, or a server
+    /// without a master once its app is imported). Nothing to do where there is no allocator
+    /// to tune.
+    fn tune_allocator(&self) {}
 }
 
 /// The signals the server reacts to, by their Linux numbers.

@@ -7,13 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
 use nix::unistd::{sysconf, SysconfVar};
 
-use super::{LocalTime, Procs, SystemInfo};
+use super::{LocalTime, Procs, Signal, SystemInfo};
 
 /// The process this code runs in.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RealProcs;
 
-impl RealProcs {
+impl Procs for RealProcs {
     /// Sets glibc's allocator for a worker: in the child of a fork, or in a server without a
     /// master once its app is imported. By default glibc hands free memory back to the kernel
     /// as soon as 128 KiB are free at the top of a heap: a worker reading 64 KiB uploads freed
@@ -27,7 +27,7 @@ impl RealProcs {
     /// worker does after a few thousand requests) unmaps the old one and its RSS grows by the
     /// difference; with these settings in the master the old table stayed in the heap, where
     /// its free pages still counted (+1.9 MB instead of +0.9 MB).
-    pub fn tune_allocator(&self) {
+    fn tune_allocator(&self) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: mallopt only sets the allocator's thresholds (under the allocator's own
         // lock); called before the worker's threads start.
@@ -36,9 +36,24 @@ impl RealProcs {
             nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 1 << 20);
         }
     }
-}
 
-impl Procs for RealProcs {
+    async fn stop_signal(&self) -> Signal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut quit), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            biased;
+            _ = int.recv() => Signal::Int,
+            _ = quit.recv() => Signal::Quit,
+            _ = term.recv() => Signal::Term,
+        }
+    }
+
     fn pid(&self) -> u32 {
         std::process::id()
     }

@@ -151,7 +151,7 @@ impl Supervisor for RealSupervisor {
                         let _ = nix_signal::signal(sig, SigHandler::SigDfl);
                     }
                 }
-                super::real::RealProcs.tune_allocator();
+                super::Procs::tune_allocator(&super::real::RealProcs);
                 let worker = std::thread::spawn(move || {
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()

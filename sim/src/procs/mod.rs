@@ -79,6 +79,9 @@ struct MachineState {
     next_pid: u32,
     /// Where the death of a child is reported (its parent's SIGCHLD): the master's supervisor.
     exits: Option<mpsc::UnboundedSender<MasterEvent>>,
+    /// Where a server without a master hears SIGINT, SIGQUIT and SIGTERM
+    /// ([`Procs::stop_signal`]).
+    stop_listener: Option<mpsc::UnboundedSender<Signal>>,
     /// The last `ctime` formatted, and for which Unix second.
     ctime: Option<(u64, String)>,
 }
@@ -102,6 +105,7 @@ impl Machine {
                 processes: BTreeMap::new(),
                 next_pid: 1000,
                 exits: None,
+                stop_listener: None,
                 ctime: None,
             })),
             trace,
@@ -236,13 +240,23 @@ impl Machine {
         }
     }
 
-    /// Sends `signal` to the master process, as `kill -TERM <master pid>` would: its handler
-    /// (the supervisor's event queue) receives it. False when no master listens for signals.
+    /// Sends `signal` to the process the command started, as `kill -TERM <pid>` would: a
+    /// master's handler (its supervisor's event queue) receives it, or, without a master, the
+    /// server's wait for a stop signal (SIGINT, SIGQUIT, SIGTERM). False when nothing handles
+    /// it: the signal's default action applies.
     pub fn signal_master(&self, signal: Signal) -> bool {
-        let exits = self.lock().exits.clone();
-        match exits {
-            Some(exits) => exits.send(MasterEvent::Signal(signal)).is_ok(),
-            None => false,
+        let (exits, stop_listener) = {
+            let state = self.lock();
+            (state.exits.clone(), state.stop_listener.clone())
+        };
+        match (exits, stop_listener) {
+            (Some(exits), _) => exits.send(MasterEvent::Signal(signal)).is_ok(),
+            (None, Some(listener))
+                if matches!(signal, Signal::Int | Signal::Quit | Signal::Term) =>
+            {
+                listener.send(signal).is_ok()
+            }
+            _ => false,
         }
     }
 
@@ -446,6 +460,15 @@ impl Procs for SimProcs {
 
     fn rss_bytes(&self) -> u64 {
         self.with_process(|p| p.rss).unwrap_or(0)
+    }
+
+    async fn stop_signal(&self) -> Signal {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.machine.lock().stop_listener = Some(tx);
+        match rx.recv().await {
+            Some(signal) => signal,
+            None => std::future::pending().await,
+        }
     }
 
     async fn run_cores<F, Fut>(&self, cores: usize, core: F)

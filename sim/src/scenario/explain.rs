@@ -484,6 +484,27 @@ fn process_events(run: &RunOutput) -> Vec<String> {
 }
 
 /// Every way the run differs from `expect`, in words; empty when it matches.
+/// Every unmet expectation of every run, each prefixed with its variant.
+pub fn expectation_failures(scenario: &Scenario, runs: &[RunOutput]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for run in runs {
+        let variant_expect = scenario
+            .variants
+            .iter()
+            .find(|v| Some(&v.name) == run.variant.as_ref())
+            .and_then(|v| v.expect.as_ref());
+        for expect in std::iter::once(&scenario.expect).chain(variant_expect) {
+            for f in check(expect, run) {
+                failures.push(match &run.variant {
+                    Some(v) => format!("[{v}] {f}"),
+                    None => f,
+                });
+            }
+        }
+    }
+    failures
+}
+
 pub fn check(expect: &Expect, run: &RunOutput) -> Vec<String> {
     let mut failures = Vec::new();
     let counts = outcome_counts(&run.requests);
