@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
+use crate::http::response::PlainResponse;
 use crate::net::{Listener, Net};
 use crate::procs::{
     ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage,
@@ -622,17 +623,11 @@ where
             listen_queue_errors: self.listen_queue_errors,
         };
         let body = stats::document(&instance, &self.board, Instant::now()).to_string();
-        let mut out = Vec::with_capacity(body.len() + 128);
-        if self.stats_http {
-            out.extend_from_slice(
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
-        out.extend_from_slice(body.as_bytes());
+        let out = if self.stats_http {
+            PlainResponse::new("HTTP/1.0", 200, "OK", "application/json", body.as_bytes()).bytes
+        } else {
+            body.into_bytes()
+        };
         let write = async {
             stream.write_all(&out).await?;
             stream.shutdown().await
