@@ -809,3 +809,23 @@ fn the_uwsgi_remark_on_a_500_says_what_uwsgi_would_really_do() {
     assert_eq!(server.get("/raise").status, 500);
     server.wait_for_log("uWSGI would have closed the connection without a response");
 }
+
+#[test]
+fn the_banner_suggests_nothing_wsgilab_does_not_have() {
+    let server = start(&[]);
+    let log = server.log();
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    // uWSGI's two root lines point at --uid, --gid and --chroot, which wsgilab does not have.
+    assert!(!log.contains("use the --uid flag"), "{log}");
+    assert!(!log.contains("you can use --uid"), "{log}");
+    assert_eq!(
+        log.contains("you are running wsgilab as root"),
+        root,
+        "{log}"
+    );
+    assert_eq!(log.contains("cannot drop privileges itself"), root, "{log}");
+}

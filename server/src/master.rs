@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::http::response::PlainResponse;
 use crate::net::{Listener, Net};
 use crate::procs::{
-    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage,
+    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, SharedCounter, Signal, Supervisor,
+    WorkerMessage,
 };
 use crate::python::Python;
 use crate::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
@@ -76,6 +77,8 @@ pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
     started: Instant,
     /// The worker list as last shown to the supervisor.
     shown_statuses: Vec<&'static str>,
+    /// Requests served by every worker of this master, in memory they share (`req: N/M`).
+    total_requests: SharedCounter,
 }
 
 impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
@@ -135,6 +138,7 @@ where
             listen_queue_errors: 0,
             started: now,
             shown_statuses: Vec::new(),
+            total_requests: supervisor.shared_counter(),
         })
     }
 
@@ -246,6 +250,7 @@ where
                 None
             },
             settings: self.prepared.settings.clone(),
+            total_requests: self.total_requests.clone(),
         };
         let spawned = self
             .supervisor
@@ -292,12 +297,14 @@ where
             Signal::Int | Signal::Quit => {
                 self.procs
                     .log("SIGINT/SIGQUIT received...killing workers...");
+                let now_unix = self.procs.unix_time();
                 for slot in self
                     .board
                     .slots
-                    .iter()
+                    .iter_mut()
                     .filter(|s| s.status != WorkerStatus::Dead)
                 {
+                    slot.cursed_at_unix = Some(now_unix);
                     let _ = self.supervisor.kill(slot.pid, Signal::Kill);
                 }
                 self.phase = Phase::Stopping {
@@ -337,6 +344,7 @@ where
                     self.supervisor.send(slot.pid, MasterMessage::Stop);
                     slot.status = WorkerStatus::Stopping;
                     slot.stop_asked_at = Some(Instant::now());
+                    slot.cursed_at_unix = Some(self.procs.unix_time());
                 }
             }
             other => self
@@ -348,6 +356,7 @@ where
     fn stop_gracefully(&mut self, then: AfterStop) {
         self.procs.log("...gracefully killing workers...");
         let now = Instant::now();
+        let now_unix = self.procs.unix_time();
         for slot in self.board.slots.iter_mut() {
             if slot.status == WorkerStatus::Dead {
                 slot.respawn_at = None;
@@ -360,6 +369,7 @@ where
             self.supervisor.send(slot.pid, MasterMessage::Stop);
             slot.status = WorkerStatus::Stopping;
             slot.stop_asked_at = Some(now);
+            slot.cursed_at_unix = Some(now_unix);
         }
         self.phase = Phase::Stopping {
             deadline: now + self.mercy,
@@ -399,11 +409,15 @@ where
         for core in &mut slot.cores {
             core.request = None;
         }
+        let cursed_at = slot.cursed_at_unix.take();
         if stopping || (asked_to_stop && status == ExitStatus::Code(0)) {
+            // As uWSGI's master.c counts it: whole wall-clock seconds from the last time the
+            // master told the worker to go (now, if it never did) to its death.
+            let now_unix = self.procs.unix_time();
             self.procs.log(&format!(
                 "worker {} buried after {} seconds",
                 slot.id,
-                lived.as_secs()
+                now_unix.saturating_sub(cursed_at.unwrap_or(now_unix))
             ));
             if stopping {
                 return;
@@ -485,22 +499,21 @@ where
                     self.spawn(index, true);
                 }
                 // A reloading worker that outstays the mercy.
-                for slot in &self.board.slots {
-                    if slot.stop_asked_at.is_some_and(|at| now >= at + self.mercy)
+                let mercy = self.mercy;
+                for index in 0..self.board.slots.len() {
+                    let slot = &self.board.slots[index];
+                    if slot.stop_asked_at.is_some_and(|at| now >= at + mercy)
                         && slot.status != WorkerStatus::Dead
                     {
-                        self.no_mercy(slot);
+                        self.no_mercy(index);
                     }
                 }
             }
             Phase::Stopping { deadline, .. } if now >= deadline => {
-                for slot in self
-                    .board
-                    .slots
-                    .iter()
-                    .filter(|s| s.status != WorkerStatus::Dead)
-                {
-                    self.no_mercy(slot);
+                for index in 0..self.board.slots.len() {
+                    if self.board.slots[index].status != WorkerStatus::Dead {
+                        self.no_mercy(index);
+                    }
                 }
             }
             Phase::Stopping { .. } | Phase::Replaced => {}
@@ -536,11 +549,16 @@ where
         }
     }
 
-    fn no_mercy(&self, slot: &WorkerSlot) {
+    /// Kills a worker that outstayed the mercy. As uWSGI's `uwsgi_curse` does, the kill is
+    /// when the master last told it to go: its burial counts from here.
+    fn no_mercy(&mut self, index: usize) {
+        let now_unix = self.procs.unix_time();
+        let slot = &mut self.board.slots[index];
         self.procs.log(&format!(
             "worker {} (pid: {}) is taking too much time to die...NO MERCY !!!",
             slot.id, slot.pid
         ));
+        slot.cursed_at_unix = Some(now_unix);
         let _ = self.supervisor.kill(slot.pid, Signal::Kill);
     }
 

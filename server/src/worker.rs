@@ -21,7 +21,7 @@ use crate::http::response::{self, Cut, Exchange, PlainResponse};
 use crate::http::{BodyFraming, Event, HttpError, Limits, RequestHead, RequestParser};
 use crate::log::RequestLog;
 use crate::net::{ByteStream, Listener, Net};
-use crate::procs::{Procs, WorkerLink, WorkerMessage};
+use crate::procs::{Procs, SharedCounter, WorkerLink, WorkerMessage};
 use crate::python::{App, AppError, AppResponse, FailedAt, Python, ResponsePart, WsgiRequest};
 use crate::serve::AppLoader;
 use crate::uwsgi_protocol;
@@ -96,6 +96,8 @@ pub struct WorkerShared {
     served: AtomicU64,
     /// Every request whose head was read (for the last one's `Connection: close`).
     begun: AtomicU64,
+    /// Requests answered by every worker of the instance (uWSGI's `req: N/M`, the M).
+    total: SharedCounter,
     /// Set once the worker decided to leave after the requests in hand.
     retiring: Mutex<Option<String>>,
     rss_sampled_at: Mutex<Option<Instant>>,
@@ -427,6 +429,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 .respond(&mut stream, &head, request, keep_alive, true)
                 .await;
             self.shared.served.fetch_add(1, Ordering::SeqCst);
+            self.shared.total.add(1);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
             self.finished(&outcome, started);
             if outcome.reset {
@@ -547,6 +550,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             .respond(&mut stream, &head, request, false, false)
             .await;
         self.shared.served.fetch_add(1, Ordering::SeqCst);
+        self.shared.total.add(1);
         self.log_request(&head, conn, vars, vars_bytes, &outcome, started);
         self.finished(&outcome, started);
         if outcome.reset {
@@ -1126,7 +1130,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             app_requests: self
                 .app
                 .map(|_| self.shared.requests.load(Ordering::SeqCst)),
-            total_requests: self.shared.requests.load(Ordering::SeqCst),
+            // Read as the line is written, as uWSGI reads its shared total: other workers'
+            // requests count too.
+            total_requests: self.shared.total.get(),
             remote_addr: conn.peer_ip.as_str(),
             vars,
             vars_bytes,
@@ -1324,6 +1330,8 @@ pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
     pub python: Y,
     /// The master's app (preforking), if it imported one.
     pub app: Option<Y::App>,
+    /// The instance's request count, shared with the master and the other workers.
+    pub total_requests: SharedCounter,
     /// Set with --lazy-apps: the worker imports the app itself.
     pub lazy: Option<AppLoader>,
     pub settings: WorkerSettings,
@@ -1348,6 +1356,7 @@ where
         app,
         lazy,
         settings,
+        total_requests,
     } = spec;
     let app = match (app, lazy) {
         (Some(app), _) => Some(app),
@@ -1390,7 +1399,10 @@ where
         app,
         link,
         settings,
-        shared: Arc::new(WorkerShared::default()),
+        shared: Arc::new(WorkerShared {
+            total: total_requests,
+            ..WorkerShared::default()
+        }),
         sockets,
         failed: AtomicU64::new(0),
         id,

@@ -307,8 +307,32 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
     let (name, biggest) = parts.iter().max_by_key(|(_, v)| *v).copied()?;
     let share = biggest * 100 / total;
     if share < 25 {
+        let accounted: u64 = parts.iter().map(|(_, v)| v).sum();
+        if accounted * 2 >= total {
+            // The phases add up: the time was spread over them.
+            let mut shares: Vec<(&str, u64)> = parts
+                .iter()
+                .map(|(name, v)| (*name, v * 100 / total))
+                .filter(|(_, share)| *share > 0)
+                .collect();
+            shares.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            return Some(format!(
+                "Where the time went: a request took {} on average end to end, spread over its phases with none above a quarter ({}).",
+                ms(mean),
+                shares
+                    .iter()
+                    .map(|(name, share)| format!("{share}% {name}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let unseen = if scenario.balancer.is_some() {
+            "a request through a balancer is served on another connection, behind it"
+        } else {
+            "the rest passed inside the server, where the client's connection does not show it: in the accept queue, in the app, writing the response"
+        };
         return Some(format!(
-            "Where the time went: a request took {} on average end to end; the phases seen from the client's connection account for little of it (a request through a balancer is served on another connection, behind it).",
+            "Where the time went: a request took {} on average end to end; the phases seen from the client's connection account for little of it ({unseen}).",
             ms(mean)
         ));
     }
