@@ -507,22 +507,6 @@ fn a_simulated_only_scenario_is_refused_with_its_reason() {
     );
 }
 
-#[test]
-fn the_explanation_of_a_real_run_without_a_balancer_never_mentions_one() {
-    let output = Command::new(common::wsgilab())
-        .args(["replay", "--real", "08"])
-        .output()
-        .unwrap();
-    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let explanation = text
-        .split("--- what happened ---")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no explanation:\n{text}"));
-    assert!(explanation.contains("Where the time went"), "{explanation}");
-    assert!(!explanation.contains("balancer"), "{explanation}");
-}
-
 macro_rules! real_scenarios {
     ($($test:ident => $name:literal,)*) => {
         $(
