@@ -126,10 +126,11 @@ fn serve(args: &[OsString]) -> ExitCode {
             biased;
             signal = stop_signal() => {
                 match signal {
-                    "SIGTERM" => procs.log(&format!(
-                        "wsgilab: SIGTERM received: stopping{}",
-                        if config.die_on_term { "" } else { " (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)" }
-                    )),
+                    // Without a master uWSGI's worker ends on SIGTERM too (`end_me`, core/uwsgi.c):
+                    // only its master reloads on it.
+                    "SIGTERM" => procs.log(
+                        "wsgilab: SIGTERM received: stopping (as uWSGI does without a master; with --master, uWSGI 2.0 reloads on SIGTERM unless --die-on-term)",
+                    ),
                     _ => procs.log(&format!("{signal} received...killing workers...")),
                 }
                 procs.log("goodbye to uWSGI.");

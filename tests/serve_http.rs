@@ -482,6 +482,18 @@ fn sigint_stops_the_server() {
 }
 
 #[test]
+fn sigterm_without_a_master_stops_as_uwsgi_does() {
+    let server = start(&[]);
+    assert_eq!(server.get("/hello").status, 200);
+    server.signal("TERM");
+    let (status, log) = server.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{log}");
+    assert!(log.contains("wsgilab: SIGTERM received: stopping"), "{log}");
+    // uWSGI's worker without a master ends on SIGTERM (end_me); only a master reloads.
+    assert!(!log.contains("would reload here"), "{log}");
+}
+
+#[test]
 fn no_socket_behaves_like_uwsgi_and_says_what_to_add() {
     let (status, log) = run_to_exit(&apps_dir(), &[]);
     assert_eq!(status, Some(1), "{log}");
@@ -828,4 +840,28 @@ fn the_banner_suggests_nothing_wsgilab_does_not_have() {
         "{log}"
     );
     assert_eq!(log.contains("cannot drop privileges itself"), root, "{log}");
+}
+
+#[test]
+fn too_many_header_lines_get_431_without_uwsgis_reset_remark() {
+    // 150 short header lines: 2 KiB, well inside the default 4 KiB buffer that uWSGI would
+    // parse them in (keeping the first variables, answering), so neither its
+    // "invalid HTTP request size" line nor its reset applies.
+    let server = start(&[]);
+    let mut request = String::from("GET /hello HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-{i}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    assert!(request.len() < 4096);
+    let raw = server.exchange(request.as_bytes());
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    let log = server.wait_for_log("refused a request");
+    assert!(
+        log.contains("more than 100 header or trailer lines"),
+        "{log}"
+    );
+    assert!(!log.contains("invalid HTTP request size"), "{log}");
+    assert!(!log.contains("uWSGI would reset"), "{log}");
 }

@@ -758,6 +758,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     {
         let status = error.status();
         let reason = error.reason_phrase();
+        // uWSGI's own line, and its reset, are for a head that outgrows its buffer
+        // (proto/http.c); with too many header lines it answers, dropping the extra variables.
         if matches!(error, HttpError::HeadTooLarge | HttpError::UriTooLong) {
             self.procs.log(&format!(
                 "invalid HTTP request size (max {})...skip",
@@ -770,6 +772,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             error.describe(&self.settings.limits),
             match error {
                 HttpError::HeadTooLarge | HttpError::UriTooLong => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
+                HttpError::TrailersTooLarge => " (raise --buffer-size to accept it)",
                 HttpError::BodyTooLarge => " (raise --limit-post to accept it)",
                 _ => "",
             }
