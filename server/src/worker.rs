@@ -1175,11 +1175,18 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         parts: &[&[u8]],
     ) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
+        // Empty parts (the framing around a chunk that has none) do not count.
+        let mut non_empty = parts.iter().filter(|p| !p.is_empty());
+        let only = match (non_empty.next(), non_empty.next()) {
+            (Some(part), None) => Some(*part),
+            (None, _) => Some(&[][..]),
+            _ => None,
+        };
         let write = async {
             // Small parts are gathered into one buffer: one syscall, one segment.
-            if total <= 16 * 1024 || parts.len() == 1 {
-                if parts.len() == 1 {
-                    stream.write_all(parts[0]).await?;
+            if total <= 16 * 1024 || only.is_some() {
+                if let Some(part) = only {
+                    stream.write_all(part).await?;
                 } else {
                     let mut buf = Vec::with_capacity(total);
                     for p in parts {
