@@ -527,3 +527,56 @@ fn workers_tune_the_allocator_after_the_app_is_imported() {
         );
     }
 }
+
+#[test]
+fn buried_after_counts_from_the_stop_request_not_from_the_spawn() {
+    let server = start(&["--processes", "1"]);
+    // The worker is some seconds old when it is asked to stop, and it leaves at once.
+    thread::sleep(Duration::from_millis(2500));
+    server.signal("TERM");
+    let (status, log) = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("worker 1 buried after "))
+        .unwrap_or_else(|| panic!("no burial line:\n{log}"));
+    // Whole wall-clock seconds, as uWSGI's master.c counts them: 0, or 1 across a second.
+    assert!(
+        line == "worker 1 buried after 0 seconds" || line == "worker 1 buried after 1 seconds",
+        "{line}"
+    );
+}
+
+#[test]
+fn the_request_lines_total_counts_every_workers_requests() {
+    let server = start(&["--processes", "2"]);
+    let addr = server.addr();
+    // Two at once, so that each worker serves one; then a third.
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = addr.clone();
+            thread::spawn(move || get(&addr, "/slow?0.5"))
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), Ok(200));
+    }
+    assert_eq!(get(&addr, "/hello"), Ok(200));
+    let log = server.wait_for_log("GET /hello =>");
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("[pid: ")).collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    let pids: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.split('|').next()).collect();
+    assert_eq!(pids.len(), 2, "both workers served: {log}");
+    // `req: N/M`: N is the app's count in that process, M the whole instance's (uWSGI's
+    // uwsgi.workers[0].requests, in memory the workers share).
+    let totals: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("/").nth(1)?.split(']').next())
+        .collect();
+    let mut sorted = totals.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["1", "2", "3"], "{log}");
+    let hello = lines.iter().find(|l| l.contains("GET /hello")).unwrap();
+    assert!(hello.contains("/3] "), "{hello}");
+}

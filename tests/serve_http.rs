@@ -482,6 +482,18 @@ fn sigint_stops_the_server() {
 }
 
 #[test]
+fn sigterm_without_a_master_stops_as_uwsgi_does() {
+    let server = start(&[]);
+    assert_eq!(server.get("/hello").status, 200);
+    server.signal("TERM");
+    let (status, log) = server.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(status, Some(0), "{log}");
+    assert!(log.contains("wsgilab: SIGTERM received: stopping"), "{log}");
+    // uWSGI's worker without a master ends on SIGTERM (end_me); only a master reloads.
+    assert!(!log.contains("would reload here"), "{log}");
+}
+
+#[test]
 fn no_socket_behaves_like_uwsgi_and_says_what_to_add() {
     let (status, log) = run_to_exit(&apps_dir(), &[]);
     assert_eq!(status, Some(1), "{log}");
@@ -647,4 +659,209 @@ fn a_client_trickling_its_head_is_cut_off_and_frees_the_worker() {
     );
     let log = server.wait_for_log("was not complete in time");
     assert!(log.contains("--socket-timeout 1 s"), "{log}");
+}
+
+/// Where `needle` is in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads until the server ends the connection: what came, and whether it ended with a reset
+/// rather than a close.
+fn read_until_end(stream: &mut std::net::TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match std::io::Read::read(stream, &mut buf) {
+            Ok(0) => return (out, false),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(e) => panic!("read from wsgilab: {e} (after {} bytes)", out.len()),
+        }
+    }
+}
+
+#[test]
+fn the_status_and_header_values_go_out_as_latin1() {
+    let server = start(&[]);
+    let raw = server.exchange(b"GET /latin1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200 Tr\xe8s bien\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(
+        find(&raw, b"\r\nX-Test: caf\xe9\r\n").is_some(),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(raw.ends_with(b"\r\n\r\nok"));
+}
+
+#[test]
+fn a_header_value_latin1_cannot_encode_is_a_500_naming_the_header() {
+    let server = start(&[]);
+    let response = server.get("/not_latin1");
+    assert_eq!(response.status, 500, "{}", response.text());
+    assert_eq!(response.header("x-test"), None);
+    let log = server.wait_for_log("GET /not_latin1 =>");
+    assert!(
+        log.contains("the app's response header \"X-Test\" has the value \"ü€\""),
+        "{log}"
+    );
+    assert!(log.contains("ISO-8859-1 cannot encode"), "{log}");
+    assert!(
+        log.contains("GET /not_latin1 => generated 21 bytes"),
+        "{log}"
+    );
+    assert!(log.contains("(HTTP/1.1 500)"), "{log}");
+}
+
+#[test]
+fn with_http_socket_a_stream_that_fails_midway_is_visibly_incomplete() {
+    let server = Server::start_with(&apps_dir(), "--http-socket", &["--wsgi-file", "testapp.py"]);
+    // HTTP/1.1: chunked even though the connection closes after it, so the missing last
+    // chunk shows.
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /raise_mid HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (raw, _) = read_until_end(&mut stream);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+    assert!(text.contains("Connection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nc\r\nfirst chunk;\r\n"), "{text:?}");
+    let log = server.wait_for_log("RuntimeError: boom in the middle");
+    assert!(
+        log.contains("the chunked body ends without its last chunk"),
+        "{log}"
+    );
+    // HTTP/1.0: no chunks; the connection is reset, not closed, so the body cannot look whole.
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /raise_mid HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let (raw, reset) = read_until_end(&mut stream);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(reset, "the connection ended with a plain close: {text:?}");
+    assert!(!text.contains("chunked"), "{text}");
+    let log = server.wait_for_log("the connection is reset rather than closed");
+    assert!(
+        !log.contains("the connection is closed so the client sees an incomplete response"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_apps_own_connection_close_is_sent_and_honoured() {
+    let server = start(&[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /app_close HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.text(), "closing");
+    assert_eq!(response.header("connection"), Some("close"));
+    // And the connection does close: a second request gets nothing.
+    let _ = stream.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (rest, _) = read_until_end(&mut stream);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
+fn no_content_has_no_length_and_not_modified_keeps_the_apps() {
+    let server = start(&[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /no_content HTTP/1.1\r\nHost: t\r\n\r\nGET /not_modified HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (raw, _) = read_until_end(&mut stream);
+    let text = String::from_utf8_lossy(&raw);
+    let (first, second) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(first.starts_with("HTTP/1.1 204 No Content"), "{text}");
+    assert!(
+        !first.to_ascii_lowercase().contains("content-length"),
+        "{text}"
+    );
+    assert!(second.starts_with("HTTP/1.1 304 Not Modified"), "{text}");
+    assert!(second.contains("\r\nContent-Length: 1234\r\n"), "{text}");
+    assert!(
+        second.ends_with("\r\n\r\n"),
+        "a 304 must have no body: {text:?}"
+    );
+}
+
+#[test]
+fn the_uwsgi_remark_on_a_500_says_what_uwsgi_would_really_do() {
+    let server = start(&[]);
+    assert_eq!(server.get("/second_start").status, 500);
+    let log = server.wait_for_log("GET /second_start =>");
+    assert!(
+        log.contains("uWSGI would have answered with the second call's \"404 Not Found\""),
+        "{log}"
+    );
+    assert_eq!(server.get("/start_then_raise").status, 500);
+    let log = server.wait_for_log("GET /start_then_raise =>");
+    assert!(
+        log.contains(
+            "uWSGI would have sent the app's \"202 Accepted\" and its headers with an empty body"
+        ),
+        "{log}"
+    );
+    // Only the exception before start_response gets the remark that uWSGI sends nothing.
+    assert_eq!(
+        log.matches("uWSGI would have closed the connection without a response")
+            .count(),
+        0,
+        "{log}"
+    );
+    assert_eq!(server.get("/raise").status, 500);
+    server.wait_for_log("uWSGI would have closed the connection without a response");
+}
+
+#[test]
+fn the_banner_suggests_nothing_wsgilab_does_not_have() {
+    let server = start(&[]);
+    let log = server.log();
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    // uWSGI's two root lines point at --uid, --gid and --chroot, which wsgilab does not have.
+    assert!(!log.contains("use the --uid flag"), "{log}");
+    assert!(!log.contains("you can use --uid"), "{log}");
+    assert_eq!(
+        log.contains("you are running wsgilab as root"),
+        root,
+        "{log}"
+    );
+    assert_eq!(log.contains("cannot drop privileges itself"), root, "{log}");
+}
+
+#[test]
+fn too_many_header_lines_get_431_without_uwsgis_reset_remark() {
+    // 150 short header lines: 2 KiB, well inside the default 4 KiB buffer that uWSGI would
+    // parse them in (keeping the first variables, answering), so neither its
+    // "invalid HTTP request size" line nor its reset applies.
+    let server = start(&[]);
+    let mut request = String::from("GET /hello HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-{i}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    assert!(request.len() < 4096);
+    let raw = server.exchange(request.as_bytes());
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    let log = server.wait_for_log("refused a request");
+    assert!(
+        log.contains("more than 100 header or trailer lines"),
+        "{log}"
+    );
+    assert!(!log.contains("invalid HTTP request size"), "{log}");
+    assert!(!log.contains("uWSGI would reset"), "{log}");
 }

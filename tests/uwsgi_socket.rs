@@ -64,3 +64,38 @@ fn an_http_client_on_a_uwsgi_socket_gets_uwsgis_error() {
         "{log}"
     );
 }
+
+#[test]
+fn a_stream_failing_midway_behind_a_uwsgi_proxy_ends_with_a_reset() {
+    // The proxy reads the body up to the close (no chunks on this protocol), so a close would
+    // pass the cut body on as complete: the connection is reset instead.
+    let server = Server::start_with(&apps_dir(), "--socket", &["--wsgi-file", "testapp.py"]);
+    let packet = encode(&[
+        ("REQUEST_METHOD", b"GET"),
+        ("REQUEST_URI", b"/raise_mid"),
+        ("PATH_INFO", b"/raise_mid"),
+        ("QUERY_STRING", b""),
+        ("SERVER_PROTOCOL", b"HTTP/1.1"),
+        ("SERVER_NAME", b"example.com"),
+        ("SERVER_PORT", b"80"),
+        ("REMOTE_ADDR", b"203.0.113.9"),
+        ("REMOTE_PORT", b"50000"),
+        ("HTTP_HOST", b"example.com"),
+    ]);
+    let mut stream = server.connect();
+    stream.write_all(&packet).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let reset = loop {
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => break false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    let text = String::from_utf8_lossy(&got);
+    assert!(reset, "closed, not reset: {text:?}");
+    assert!(!text.contains("chunked"), "{text}");
+    server.wait_for_log("the connection is reset rather than closed");
+}

@@ -77,7 +77,7 @@ where
     tokio::select! {
         biased;
         signal = procs.stop_signal() => {
-            let stop = UnmasteredStop { signal, die_on_term: config.die_on_term };
+            let stop = UnmasteredStop { signal };
             procs.log(&stop.to_string());
             procs.log(&Goodbye.to_string());
             Exit::Code(0)

@@ -25,9 +25,10 @@ pub fn banner_head(procs: &impl Procs, system: &SystemInfo, cwd: &str) -> Vec<St
         format!("detected binary path: {}", system.binary_path.display()),
     ];
     if system.is_root {
-        lines.push("uWSGI running as root, you can use --uid/--gid/--chroot options".into());
-        lines
-            .push("*** WARNING: you are running uWSGI as root !!! (use the --uid flag) ***".into());
+        // uWSGI prints `uWSGI running as root, you can use --uid/--gid/--chroot options` and
+        // `(use the --uid flag)`; wsgilab has none of those flags, so it says what works.
+        lines.push("*** WARNING: you are running wsgilab as root !!! ***".into());
+        lines.push("wsgilab: it cannot drop privileges itself (no --uid/--gid/--chroot): start it as the user it should run as, e.g. systemd's User= or runuser -u www-data -- wsgilab serve ...".into());
     }
     match system.process_limit {
         Some(n) => lines.push(format!("your processes number limit is {n}")),

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
+use crate::http::response::PlainResponse;
 use crate::instance::Exit;
 use crate::log::lines::{
     Goodbye, GracefullyKilling, HarakiriOnWorker, HowStarted, ListenQueueFull, MasterSpawned,
@@ -19,7 +20,8 @@ use crate::log::lines::{
 };
 use crate::net::{Listener, Net};
 use crate::procs::{
-    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, Signal, Supervisor, WorkerMessage,
+    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Procs, SharedCounter, Signal, Supervisor,
+    WorkerMessage,
 };
 use crate::python::Python;
 use crate::scoreboard::{Scoreboard, WorkerSlot, WorkerStatus};
@@ -76,6 +78,8 @@ pub struct Master<'a, N: Net, P: Procs, S: Supervisor, Y: Python> {
     started: Instant,
     /// The worker list as last shown to the supervisor.
     shown_statuses: Vec<WorkerStatus>,
+    /// Requests served by every worker of this master, in memory they share (`req: N/M`).
+    total_requests: SharedCounter,
 }
 
 impl<'a, N, P, S, Y> Master<'a, N, P, S, Y>
@@ -135,6 +139,7 @@ where
             listen_queue_errors: 0,
             started: now,
             shown_statuses: Vec::new(),
+            total_requests: supervisor.shared_counter(),
         })
     }
 
@@ -244,6 +249,7 @@ where
                 None
             },
             settings: self.prepared.settings.clone(),
+            total_requests: self.total_requests.clone(),
         };
         let spawned = self
             .supervisor
@@ -289,12 +295,14 @@ where
         match signal {
             Signal::Int | Signal::Quit => {
                 self.procs.log(&StopSignal::Kill.to_string());
+                let now_unix = self.procs.unix_time();
                 for slot in self
                     .board
                     .slots
-                    .iter()
+                    .iter_mut()
                     .filter(|s| s.status != WorkerStatus::Dead)
                 {
+                    slot.cursed_at_unix = Some(now_unix);
                     let _ = self.supervisor.kill(slot.pid, Signal::Kill);
                 }
                 self.phase = Phase::Stopping {
@@ -333,6 +341,7 @@ where
                     self.supervisor.send(slot.pid, MasterMessage::Stop);
                     slot.status = WorkerStatus::Stopping;
                     slot.stop_asked_at = Some(Instant::now());
+                    slot.cursed_at_unix = Some(self.procs.unix_time());
                 }
             }
             other => self
@@ -344,6 +353,7 @@ where
     fn stop_gracefully(&mut self, then: AfterStop) {
         self.procs.log("...gracefully killing workers...");
         let now = Instant::now();
+        let now_unix = self.procs.unix_time();
         for slot in self.board.slots.iter_mut() {
             if slot.status == WorkerStatus::Dead {
                 slot.respawn_at = None;
@@ -357,6 +367,7 @@ where
             self.supervisor.send(slot.pid, MasterMessage::Stop);
             slot.status = WorkerStatus::Stopping;
             slot.stop_asked_at = Some(now);
+            slot.cursed_at_unix = Some(now_unix);
         }
         self.phase = Phase::Stopping {
             deadline: now + self.mercy,
@@ -396,10 +407,14 @@ where
         for core in &mut slot.cores {
             core.request = None;
         }
+        let cursed_at = slot.cursed_at_unix.take();
         if stopping || (asked_to_stop && status == ExitStatus::Code(0)) {
+            // As uWSGI's master.c counts it: whole wall-clock seconds from the last time the
+            // master told the worker to go (now, if it never did) to its death.
+            let now_unix = self.procs.unix_time();
             let line = WorkerBuried {
                 slot: slot.id,
-                seconds: lived.as_secs(),
+                seconds: now_unix.saturating_sub(cursed_at.unwrap_or(now_unix)),
             };
             self.procs.log(&line.to_string());
             if stopping {
@@ -485,22 +500,21 @@ where
                     self.spawn(index, true);
                 }
                 // A reloading worker that outstays the mercy.
-                for slot in &self.board.slots {
-                    if slot.stop_asked_at.is_some_and(|at| now >= at + self.mercy)
+                let mercy = self.mercy;
+                for index in 0..self.board.slots.len() {
+                    let slot = &self.board.slots[index];
+                    if slot.stop_asked_at.is_some_and(|at| now >= at + mercy)
                         && slot.status != WorkerStatus::Dead
                     {
-                        self.no_mercy(slot);
+                        self.no_mercy(index);
                     }
                 }
             }
             Phase::Stopping { deadline, .. } if now >= deadline => {
-                for slot in self
-                    .board
-                    .slots
-                    .iter()
-                    .filter(|s| s.status != WorkerStatus::Dead)
-                {
-                    self.no_mercy(slot);
+                for index in 0..self.board.slots.len() {
+                    if self.board.slots[index].status != WorkerStatus::Dead {
+                        self.no_mercy(index);
+                    }
                 }
             }
             Phase::Stopping { .. } | Phase::Replaced => {}
@@ -536,12 +550,17 @@ where
         }
     }
 
-    fn no_mercy(&self, slot: &WorkerSlot) {
+    /// Kills a worker that outstayed the mercy. As uWSGI's `uwsgi_curse` does, the kill is
+    /// when the master last told it to go: its burial counts from here.
+    fn no_mercy(&mut self, index: usize) {
+        let now_unix = self.procs.unix_time();
+        let slot = &mut self.board.slots[index];
         let line = NoMercy {
             slot: slot.id,
             pid: slot.pid,
         };
         self.procs.log(&line.to_string());
+        slot.cursed_at_unix = Some(now_unix);
         let _ = self.supervisor.kill(slot.pid, Signal::Kill);
     }
 
@@ -628,17 +647,11 @@ where
             listen_queue_errors: self.listen_queue_errors,
         };
         let body = stats::document(&instance, &self.board, Instant::now()).to_string();
-        let mut out = Vec::with_capacity(body.len() + 128);
-        if self.stats_http {
-            out.extend_from_slice(
-                format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
-        out.extend_from_slice(body.as_bytes());
+        let out = if self.stats_http {
+            PlainResponse::new("HTTP/1.0", 200, "OK", "application/json", body.as_bytes()).bytes
+        } else {
+            body.into_bytes()
+        };
         let write = async {
             stream.write_all(&out).await?;
             stream.shutdown().await

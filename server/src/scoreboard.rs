@@ -70,6 +70,9 @@ pub struct WorkerSlot {
     pub retiring: bool,
     /// When the master asked it to stop (for the mercy deadline).
     pub stop_asked_at: Option<Instant>,
+    /// Wall-clock second the master last told it to go (asked it to stop, or killed it):
+    /// uWSGI's `cursed_at`, from which `worker N buried after S seconds` counts.
+    pub cursed_at_unix: Option<u64>,
     /// Deaths in a row that came too soon after spawning (start-up failures).
     pub quick_deaths: u32,
     pub respawn_at: Option<Instant>,
@@ -94,6 +97,7 @@ impl WorkerSlot {
             last_spawn_unix: now_unix,
             retiring: false,
             stop_asked_at: None,
+            cursed_at_unix: None,
             quick_deaths: 0,
             respawn_at: None,
         }

@@ -16,7 +16,7 @@ use crate::log::lines::{
     AppReady, HowStarted, NoAppLoaded, OperationalMode, SocketBound, WorkerStarted,
 };
 use crate::net::{Listener, Net};
-use crate::procs::Procs;
+use crate::procs::{Procs, SharedCounter};
 use crate::python::{AppSource, InterpreterSetup, Python};
 use crate::worker::{worker_process, NoMaster, WorkerSettings, WorkerSpec};
 
@@ -318,6 +318,8 @@ where
         app: prepared.app.clone(),
         lazy: None,
         settings: prepared.settings.clone(),
+        // Without a master the one process's own count is the instance's.
+        total_requests: SharedCounter::local(),
     };
     worker_process(spec, NoMaster).await
 }

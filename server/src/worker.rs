@@ -17,11 +17,12 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
+use crate::http::response::{self, Cut, Exchange, PlainResponse};
 use crate::http::{BodyFraming, Event, HttpError, Limits, RequestHead, RequestParser};
 use crate::log::RequestLog;
-use crate::net::{Listener, Net};
-use crate::procs::{Procs, WorkerLink, WorkerMessage};
-use crate::python::{App, AppError, AppResponse, Python, ResponsePart, WsgiRequest};
+use crate::net::{ByteStream, Listener, Net};
+use crate::procs::{Procs, SharedCounter, WorkerLink, WorkerMessage};
+use crate::python::{App, AppError, AppResponse, FailedAt, Python, ResponsePart, WsgiRequest};
 use crate::serve::AppLoader;
 use crate::uwsgi_protocol;
 use crate::wsgi::{build_request, ConnectionInfo};
@@ -95,27 +96,11 @@ pub struct WorkerShared {
     served: AtomicU64,
     /// Every request whose head was read (for the last one's `Connection: close`).
     begun: AtomicU64,
+    /// Requests answered by every worker of the instance (uWSGI's `req: N/M`, the M).
+    total: SharedCounter,
     /// Set once the worker decided to leave after the requests in hand.
     retiring: Mutex<Option<String>>,
     rss_sampled_at: Mutex<Option<Instant>>,
-}
-
-/// The status, headers and framing of a response about to be written.
-struct ResponseHead {
-    status_code: u16,
-    bytes: Vec<u8>,
-    header_count: usize,
-    framing: ResponseFraming,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ResponseFraming {
-    /// HEAD, 1xx, 204, 304: no body whatever the app yields.
-    NoBody,
-    Length(u64),
-    Chunked,
-    /// HTTP/1.0 or a closing connection without a length: the close ends the body.
-    UntilClose,
 }
 
 /// What a finished request reports to the log.
@@ -128,6 +113,9 @@ struct Outcome {
     header_bytes: usize,
     switches: u64,
     keep_alive: bool,
+    /// The body was delimited by the close and cut short: the connection must be reset, not
+    /// closed, for the client to see the failure.
+    reset: bool,
 }
 
 impl Outcome {
@@ -140,20 +128,10 @@ impl Outcome {
             header_bytes: 0,
             switches: 0,
             keep_alive: false,
+            reset: false,
         }
     }
 }
-
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 impl<'a, P: Procs, A: App> Worker<'a, P, A, NoMaster> {
     /// A worker on its own, without a master, with one core.
@@ -225,7 +203,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     pub async fn run<Lst>(&self, listener: &Lst) -> io::Result<()>
     where
         Lst: Listener,
-        Lst::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
+        Lst::Stream: ByteStream,
     {
         let local = listener.local_addr()?;
         let mut parked = FuturesUnordered::new();
@@ -288,6 +266,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                     leaving.clone(),
                 )),
                 AfterResponse::Close(close) => closing.push(self.let_go(close)),
+                AfterResponse::Reset => {}
             }
         };
         // Leaving: the idle parked connections close at once (so their clients send nothing
@@ -305,6 +284,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             let close = match self.serve_connection(connection).await {
                 AfterResponse::Park(connection) => Closing::linger(connection),
                 AfterResponse::Close(close) => close,
+                AfterResponse::Reset => continue,
             };
             closing.push(self.let_go(close));
         }
@@ -344,7 +324,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     /// that request is not served, and the log says so.
     fn let_go<S>(&self, mut close: Closing<S>) -> impl std::future::Future<Output = ()> + '_
     where
-        S: tokio::io::AsyncRead + AsyncWrite + Unpin + 'a,
+        S: ByteStream + 'a,
     {
         // A TCP shutdown never waits; should a stream's ever do, it finishes below.
         let shut = close.stream.shutdown().now_or_never().is_some();
@@ -393,7 +373,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     /// (it is then parked) or done (it is then closed).
     async fn serve_connection<S>(&self, connection: Connection<S>) -> AfterResponse<S>
     where
-        S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+        S: ByteStream,
     {
         let Connection {
             mut stream,
@@ -418,9 +398,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             };
             let started = Instant::now();
             if head.expect_continue && !matches!(head.framing, BodyFraming::Empty) {
-                let sent = self
-                    .write_all(&mut stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
-                    .await;
+                let sent = self.write_all(&mut stream, &[response::CONTINUE]).await;
                 if sent.is_err() {
                     break;
                 }
@@ -447,10 +425,17 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             // limit too: nothing the client sends next lands on a worker about to leave.
             self.shared.begun.fetch_add(1, Ordering::SeqCst);
             let keep_alive = self.settings.keep_alive && head.keep_alive;
-            let outcome = self.respond(&mut stream, &head, request, keep_alive).await;
+            let outcome = self
+                .respond(&mut stream, &head, request, keep_alive, true)
+                .await;
             self.shared.served.fetch_add(1, Ordering::SeqCst);
+            self.shared.total.add(1);
             self.log_request(&head, &conn, vars, vars_bytes, &outcome, started);
             self.finished(&outcome, started);
+            if outcome.reset {
+                stream.reset();
+                return AfterResponse::Reset;
+            }
             if !outcome.keep_alive || self.is_retiring() {
                 client_done = !head.keep_alive && parser.is_between_requests();
                 break;
@@ -476,7 +461,7 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         conn: &ConnectionInfo,
     ) -> AfterResponse<S>
     where
-        S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+        S: ByteStream,
     {
         let max = self.settings.limits.max_head;
         let mut buf = BytesMut::with_capacity(max.min(16 * 1024) + 4);
@@ -560,10 +545,18 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         };
         let (vars, vars_bytes) = (request.vars.len(), request.vars_size());
         self.started(&head, conn);
-        let outcome = self.respond(&mut stream, &head, request, false).await;
+        // A proxy on the uwsgi protocol reads the body up to the close: no chunks.
+        let outcome = self
+            .respond(&mut stream, &head, request, false, false)
+            .await;
         self.shared.served.fetch_add(1, Ordering::SeqCst);
+        self.shared.total.add(1);
         self.log_request(&head, conn, vars, vars_bytes, &outcome, started);
         self.finished(&outcome, started);
+        if outcome.reset {
+            stream.reset();
+            return AfterResponse::Reset;
+        }
         AfterResponse::Close(Closing::new(stream, false))
     }
 
@@ -754,14 +747,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             self.settings.socket_timeout.as_secs(),
             self.settings.body_timeout.as_secs()
         ));
-        let body = "408 Request Timeout\n";
-        let head = format!(
-            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = self
-            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
-            .await;
+        let answer = PlainResponse::error(408, "Request Timeout");
+        let _ = self.write_all(stream, &[&answer.bytes]).await;
     }
 
     /// Answers a request the parser refused, then the connection closes.
@@ -771,6 +758,8 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
     {
         let status = error.status();
         let reason = error.reason_phrase();
+        // uWSGI's own line, and its reset, are for a head that outgrows its buffer
+        // (proto/http.c); with too many header lines it answers, dropping the extra variables.
         if matches!(error, HttpError::HeadTooLarge | HttpError::UriTooLong) {
             self.procs.log(&format!(
                 "invalid HTTP request size (max {})...skip",
@@ -783,45 +772,42 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             error.describe(&self.settings.limits),
             match error {
                 HttpError::HeadTooLarge | HttpError::UriTooLong => " (raise --buffer-size to accept it; uWSGI would reset the connection without an answer)",
+                HttpError::TrailersTooLarge => " (raise --buffer-size to accept it)",
                 HttpError::BodyTooLarge => " (raise --limit-post to accept it)",
                 _ => "",
             }
         ));
-        let body = format!("{status} {reason}\n");
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = self
-            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
-            .await;
+        let answer = PlainResponse::error(status, reason);
+        let _ = self.write_all(stream, &[&answer.bytes]).await;
     }
 
-    /// Calls the app and writes what it returns.
+    /// Calls the app and writes what it returns. `chunked_ok`: the peer reads chunked bodies
+    /// (an HTTP socket, not a uwsgi-protocol proxy).
     async fn respond<S>(
         &self,
         stream: &mut S,
         head: &RequestHead,
         request: WsgiRequest,
         keep_alive: bool,
+        chunked_ok: bool,
     ) -> Outcome
     where
         S: AsyncWrite + Unpin,
     {
         let Some(app) = self.app else {
             self.procs.log(&crate::log::lines::NoPythonApp.to_string());
-            return self.internal_error(stream, "Internal Server Error").await;
+            return self.internal_error(stream).await;
         };
         self.shared.requests.fetch_add(1, Ordering::SeqCst);
         let mut response = match app.call(request).await {
             Ok(response) => response,
             Err(error) => {
                 self.log_traceback(&error);
-                return self.app_failed(stream).await;
+                return self.app_failed(stream, &error.failed_at).await;
             }
         };
         let outcome = self
-            .write_response(stream, head, &mut response, keep_alive)
+            .write_response(stream, head, &mut response, keep_alive, chunked_ok)
             .await;
         if let Err(error) = response.close() {
             self.log_traceback(&error);
@@ -829,12 +815,16 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         outcome
     }
 
+    /// Writes the app's response as it yields it: the head (framed by
+    /// [`response::encode_head`]) with the first chunk, then each chunk through the body's
+    /// encoder, then the end the framing calls for.
     async fn write_response<S, R>(
         &self,
         stream: &mut S,
         head: &RequestHead,
         response: &mut R,
         keep_alive: bool,
+        chunked_ok: bool,
     ) -> Outcome
     where
         S: AsyncWrite + Unpin,
@@ -846,11 +836,13 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
                 self.procs.log(&format!(
                     "wsgilab: the app's response did not start with start_response() (got {other:?})"
                 ));
-                return self.app_failed(stream).await;
+                return self
+                    .app_failed(stream, &FailedAt::BodyWithoutStartResponse)
+                    .await;
             }
             Err(error) => {
                 self.log_traceback(&error);
-                return self.app_failed(stream).await;
+                return self.app_failed(stream, &error.failed_at).await;
             }
         };
         // The first chunk goes out with the head, in one write.
@@ -858,247 +850,181 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             Ok(part) => part,
             Err(error) => {
                 self.log_traceback(&error);
-                return self.app_failed(stream).await;
+                let failed_at = match error.failed_at {
+                    FailedAt::SecondStartResponse { status } => {
+                        FailedAt::SecondStartResponse { status }
+                    }
+                    _ => FailedAt::AfterStartResponse { status },
+                };
+                return self.app_failed(stream, &failed_at).await;
             }
         };
-        // A body of exactly one chunk gets a Content-Length instead of chunked framing.
-        let mut single_chunk_length = None;
-        if let Some(ResponsePart::Chunk(chunk)) = &next {
-            if response.is_exhausted() {
-                single_chunk_length = Some(chunk.len() as u64);
+        // A body known whole now (one chunk, or none) gets a Content-Length instead of chunks.
+        let body_length = match &next {
+            Some(ResponsePart::Chunk(chunk)) if response.is_exhausted() => Some(chunk.len() as u64),
+            None => Some(0),
+            _ => None,
+        };
+        let exchange = Exchange {
+            head_request: head.method == "HEAD",
+            minor_version: head.minor_version,
+            // Decided now, not when the request came: another core may meanwhile have begun
+            // the worker's last request, or decided that it retires.
+            keep_alive: keep_alive && !self.winding_down(),
+            chunked_ok,
+            body_length,
+        };
+        let out = match response::encode_head(&status, &headers, &exchange) {
+            Ok(out) => out,
+            Err(problem) => {
+                let uwsgi = match problem {
+                    response::HeadError::NotLatin1 { .. } => " (uWSGI raises TypeError in start_response(): \"http header must be encodable in latin1\")",
+                    _ => "",
+                };
+                self.procs
+                    .log(&format!("wsgilab: {problem}; answered 500 instead{uwsgi}"));
+                let mut outcome = self.internal_error(stream).await;
+                outcome.exception = true;
+                return outcome;
             }
-        } else if next.is_none() {
-            single_chunk_length = Some(0);
-        }
-        // Decided now, not when the request came: another core may meanwhile have begun the
-        // worker's last request, or decided that it retires.
-        let keep_alive = keep_alive && !self.winding_down();
-        let mut out =
-            match self.response_head(head, &status, &headers, keep_alive, single_chunk_length) {
-                Ok(out) => out,
-                Err(problem) => {
-                    self.procs
-                        .log(&format!("wsgilab: {problem}; answered 500 instead"));
-                    return self.internal_error(stream, "Internal Server Error").await;
-                }
-            };
+        };
+        let mut encoder = out.encoder();
         let mut outcome = Outcome {
-            status: out.status_code,
+            status: out.status,
             exception: false,
             body_bytes: 0,
             headers: out.header_count,
             header_bytes: out.bytes.len(),
             switches: 0,
-            keep_alive: keep_alive && out.framing != ResponseFraming::UntilClose,
+            keep_alive: out.keep_alive,
+            reset: false,
         };
-        let mut head_bytes = Some(std::mem::take(&mut out.bytes));
-        let mut remaining = match out.framing {
-            ResponseFraming::Length(n) => n,
-            _ => u64::MAX,
-        };
+        let mut head_bytes = out.bytes;
         loop {
-            let chunk = match next.take() {
-                Some(ResponsePart::Chunk(chunk)) => Some(chunk),
-                Some(ResponsePart::Head { .. }) => {
-                    self.procs.log("wsgilab: the app called start_response() again after its body started; closing the connection");
-                    outcome.keep_alive = false;
-                    break;
-                }
-                None => None,
-            };
-            let Some(chunk) = chunk else {
-                // The end of the body.
-                let trailer: &[u8] = if out.framing == ResponseFraming::Chunked {
-                    b"0\r\n\r\n"
-                } else {
-                    b""
-                };
-                let head_part = head_bytes.take().unwrap_or_default();
-                if (!head_part.is_empty() || !trailer.is_empty())
-                    && self
-                        .write_all(stream, &[&head_part, trailer])
-                        .await
-                        .is_err()
-                {
-                    self.client_gone(head, "end of response");
-                    outcome.keep_alive = false;
-                }
-                if let ResponseFraming::Length(n) = out.framing {
-                    if remaining > 0 && remaining != u64::MAX {
-                        self.procs.log(&format!(
-                            "wsgilab: the app declared Content-Length: {n} but gave {} bytes; closing the connection so the client sees a short body",
-                            outcome.body_bytes
-                        ));
-                        outcome.keep_alive = false;
-                    }
-                }
-                break;
-            };
-            outcome.switches += 1;
-            let head_part = head_bytes.take().unwrap_or_default();
-            let written = match out.framing {
-                ResponseFraming::NoBody => {
-                    if head_part.is_empty() {
+            match next.take() {
+                Some(ResponsePart::Chunk(chunk)) => {
+                    outcome.switches += 1;
+                    let frame = encoder.frame(&chunk);
+                    let head_part = std::mem::take(&mut head_bytes);
+                    let written = if head_part.is_empty() && frame.is_empty() {
                         Ok(())
                     } else {
-                        self.write_all(stream, &[&head_part]).await
-                    }
-                }
-                ResponseFraming::Length(n) => {
-                    let take = (chunk.len() as u64).min(remaining) as usize;
-                    remaining -= take as u64;
-                    outcome.body_bytes += take as u64;
-                    let result = self.write_all(stream, &[&head_part, &chunk[..take]]).await;
-                    if take < chunk.len() {
+                        self.write_all(
+                            stream,
+                            &[&head_part, frame.prefix(), frame.data, frame.suffix],
+                        )
+                        .await
+                    };
+                    if frame.overflow {
                         self.procs.log(&format!(
-                            "wsgilab: the app gave more than its Content-Length: {n}; the rest was not sent and the connection closes"
+                            "wsgilab: the app gave more than its Content-Length: {}; the rest was not sent and the connection closes",
+                            encoder.sent()
                         ));
                         outcome.keep_alive = false;
-                        let _ = result;
                         break;
                     }
-                    result
+                    if written.is_err() {
+                        self.client_gone(head, "body");
+                        outcome.keep_alive = false;
+                        break;
+                    }
                 }
-                ResponseFraming::Chunked => {
-                    outcome.body_bytes += chunk.len() as u64;
-                    let size = format!("{:x}\r\n", chunk.len());
-                    self.write_all(stream, &[&head_part, size.as_bytes(), &chunk, b"\r\n"])
-                        .await
+                Some(ResponsePart::Head { .. }) => {
+                    let cut = encoder.cut();
+                    self.procs.log(&format!(
+                        "wsgilab: the app called start_response() again after its body started; {}",
+                        cut.describe()
+                    ));
+                    outcome.keep_alive = false;
+                    outcome.reset = cut == Cut::NeedsReset;
+                    break;
                 }
-                ResponseFraming::UntilClose => {
-                    outcome.body_bytes += chunk.len() as u64;
-                    self.write_all(stream, &[&head_part, &chunk]).await
+                None => {
+                    let end = encoder.finish();
+                    if (!head_bytes.is_empty() || !end.trailer.is_empty())
+                        && self
+                            .write_all(stream, &[&head_bytes, end.trailer])
+                            .await
+                            .is_err()
+                    {
+                        self.client_gone(head, "end of response");
+                        outcome.keep_alive = false;
+                    }
+                    if let Some((declared, sent)) = end.short {
+                        self.procs.log(&format!(
+                            "wsgilab: the app declared Content-Length: {declared} but gave {sent} bytes; closing the connection so the client sees a short body"
+                        ));
+                        outcome.keep_alive = false;
+                    }
+                    break;
                 }
-            };
-            if written.is_err() {
-                self.client_gone(head, "body");
-                outcome.keep_alive = false;
-                break;
             }
             next = match response.next_part().await {
                 Ok(part) => part,
                 Err(error) => {
                     self.log_traceback(&error);
-                    self.procs.log("wsgilab: the app failed after its response had started; the connection is closed so the client sees an incomplete response");
+                    let cut = encoder.cut();
+                    self.procs.log(&format!(
+                        "wsgilab: the app failed after its response had started; {}",
+                        cut.describe()
+                    ));
                     outcome.keep_alive = false;
                     outcome.exception = true;
+                    outcome.reset = cut == Cut::NeedsReset;
                     break;
                 }
             };
         }
+        outcome.body_bytes = encoder.sent();
         outcome
     }
 
-    /// Validates what the app gave to start_response and serialises the head.
-    fn response_head(
+    /// The app failed before any byte of its response was written: wsgilab answers 500 and
+    /// says what uWSGI would have done instead, which depends on how far the app had got.
+    async fn app_failed<S: AsyncWrite + Unpin>(
         &self,
-        request: &RequestHead,
-        status: &str,
-        headers: &[(String, String)],
-        keep_alive: bool,
-        single_chunk_length: Option<u64>,
-    ) -> Result<ResponseHead, String> {
-        let code = parse_status(status)
-            .ok_or_else(|| format!("the app's status {status:?} is not '<3 digits> <reason>'"))?;
-        let mut out = Vec::with_capacity(128 + headers.len() * 40);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let mut content_length = None;
-        let mut count = 0;
-        for (name, value) in headers {
-            if !is_token(name) {
-                return Err(format!(
-                    "the app's response header name {name:?} is not a valid HTTP token"
-                ));
+        stream: &mut S,
+        failed_at: &FailedAt,
+    ) -> Outcome {
+        let uwsgi = match failed_at {
+            FailedAt::BeforeStartResponse => {
+                " (uWSGI would have closed the connection without a response)".to_string()
             }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(format!(
-                    "the app's response header {name:?} contains CR, LF or NUL (header injection refused)"
-                ));
+            FailedAt::AfterStartResponse { status } if status.is_empty() => {
+                " (uWSGI would have sent the app's status and headers with an empty body, then closed the connection)".to_string()
             }
-            if HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop)) {
-                // PEP 3333: hop-by-hop headers are the server's business.
-                continue;
+            FailedAt::AfterStartResponse { status } => format!(
+                " (uWSGI would have sent the app's {status:?} and its headers with an empty body, then closed the connection)"
+            ),
+            FailedAt::SecondStartResponse { status } => format!(
+                ": PEP 3333 makes a second start_response() without exc_info an error (uWSGI would have answered with the second call's {status:?} and its headers instead)"
+            ),
+            FailedAt::BodyWithoutStartResponse => {
+                " (uWSGI would have sent the body's bytes with no status line or headers before them)".to_string()
             }
-            if name.eq_ignore_ascii_case("content-length") {
-                let n = value
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| format!("the app's Content-Length {value:?} is not a number"))?;
-                if content_length.is_some_and(|m| m != n) {
-                    return Err("the app sent two different Content-Length headers".into());
-                }
-                if content_length.is_some() {
-                    continue;
-                }
-                content_length = Some(n);
-            }
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-            count += 1;
-        }
-        let no_body =
-            request.method == "HEAD" || (100..200).contains(&code) || code == 204 || code == 304;
-        let framing = if no_body {
-            ResponseFraming::NoBody
-        } else if let Some(n) = content_length {
-            ResponseFraming::Length(n)
-        } else if let Some(n) = single_chunk_length {
-            out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
-            count += 1;
-            ResponseFraming::Length(n)
-        } else if keep_alive && request.minor_version >= 1 {
-            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-            count += 1;
-            ResponseFraming::Chunked
-        } else {
-            ResponseFraming::UntilClose
         };
-        let stays_open = keep_alive && framing != ResponseFraming::UntilClose;
-        if !stays_open {
-            out.extend_from_slice(b"Connection: close\r\n");
-            count += 1;
-        } else if request.minor_version == 0 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-            count += 1;
-        }
-        out.extend_from_slice(b"\r\n");
-        Ok(ResponseHead {
-            status_code: code,
-            bytes: out,
-            header_count: count,
-            framing,
-        })
-    }
-
-    /// The app raised before its response started: uWSGI closes without a word; wsgilab answers
-    /// 500 and says so.
-    async fn app_failed<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> Outcome {
-        self.procs.log(
-            "wsgilab: answered 500 Internal Server Error (uWSGI would have closed the connection without a response)",
-        );
-        let mut outcome = self.internal_error(stream, "Internal Server Error").await;
+        self.procs.log(&format!(
+            "wsgilab: answered 500 Internal Server Error{uwsgi}"
+        ));
+        let mut outcome = self.internal_error(stream).await;
         outcome.exception = true;
         outcome
     }
 
-    async fn internal_error<S: AsyncWrite + Unpin>(&self, stream: &mut S, body: &str) -> Outcome {
-        let head = format!(
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
+    /// Answers `500 Internal Server Error` and closes.
+    async fn internal_error<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> Outcome {
+        let answer = PlainResponse::new(
+            "HTTP/1.1",
+            500,
+            "Internal Server Error",
+            "text/plain",
+            b"Internal Server Error",
         );
         let mut outcome = Outcome::nothing_sent(500);
-        if self
-            .write_all(stream, &[head.as_bytes(), body.as_bytes()])
-            .await
-            .is_ok()
-        {
-            outcome.body_bytes = body.len() as u64;
-            outcome.headers = 3;
-            outcome.header_bytes = head.len();
+        if self.write_all(stream, &[&answer.bytes]).await.is_ok() {
+            outcome.body_bytes = answer.body_len() as u64;
+            outcome.headers = answer.header_count;
+            outcome.header_bytes = answer.head_len;
         }
         outcome
     }
@@ -1206,7 +1132,9 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
             app_requests: self
                 .app
                 .map(|_| self.shared.requests.load(Ordering::SeqCst)),
-            total_requests: self.shared.requests.load(Ordering::SeqCst),
+            // Read as the line is written, as uWSGI reads its shared total: other workers'
+            // requests count too.
+            total_requests: self.shared.total.get(),
             remote_addr: conn.peer_ip.as_str(),
             vars,
             vars_bytes,
@@ -1246,11 +1174,18 @@ impl<'a, P: Procs, A: App, L: WorkerLink> Worker<'a, P, A, L> {
         parts: &[&[u8]],
     ) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
+        // Empty parts (the framing around a chunk that has none) do not count.
+        let mut non_empty = parts.iter().filter(|p| !p.is_empty());
+        let only = match (non_empty.next(), non_empty.next()) {
+            (Some(part), None) => Some(*part),
+            (None, _) => Some(&[][..]),
+            _ => None,
+        };
         let write = async {
             // Small parts are gathered into one buffer: one syscall, one segment.
-            if total <= 16 * 1024 || parts.len() == 1 {
-                if parts.len() == 1 {
-                    stream.write_all(parts[0]).await?;
+            if total <= 16 * 1024 || only.is_some() {
+                if let Some(part) = only {
+                    stream.write_all(part).await?;
                 } else {
                     let mut buf = Vec::with_capacity(total);
                     for p in parts {
@@ -1301,6 +1236,8 @@ enum AfterResponse<S> {
     Park(Connection<S>),
     /// Done: closed in the background while the worker goes on.
     Close(Closing<S>),
+    /// Reset already (a body delimited by the close was cut short).
+    Reset,
 }
 
 /// A connection on its way out.
@@ -1392,26 +1329,6 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) // ENFILE, EMFILE, ENOBUFS, ENOMEM
 }
 
-/// `"200 OK"` → 200. The reason phrase may be empty but the space is required (PEP 3333).
-fn parse_status(status: &str) -> Option<u16> {
-    let bytes = status.as_bytes();
-    if bytes.len() < 4 || bytes[3] != b' ' || !bytes[..3].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if bytes.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
-        return None;
-    }
-    let code: u16 = status[..3].parse().ok()?;
-    (100..=999).contains(&code).then_some(code)
-}
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// Everything a forked worker process needs, handed over by the master.
 pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
     pub id: usize,
@@ -1422,6 +1339,8 @@ pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
     pub python: Y,
     /// The master's app (preforking), if it imported one.
     pub app: Option<Y::App>,
+    /// The instance's request count, shared with the master and the other workers.
+    pub total_requests: SharedCounter,
     /// Set with --lazy-apps: the worker imports the app itself.
     pub lazy: Option<AppLoader>,
     pub settings: WorkerSettings,
@@ -1432,7 +1351,6 @@ pub struct WorkerSpec<N: Net, P: Procs, Y: Python> {
 pub async fn worker_process<N, P, Y, L>(spec: WorkerSpec<N, P, Y>, link: L) -> i32
 where
     N: Net + Send + Sync + 'static,
-    N::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
     P: Procs + Clone + Send + Sync + 'static,
     Y: Python,
     Y::App: Send + Sync + 'static,
@@ -1447,6 +1365,7 @@ where
         app,
         lazy,
         settings,
+        total_requests,
     } = spec;
     let app = match (app, lazy) {
         (Some(app), _) => Some(app),
@@ -1489,7 +1408,10 @@ where
         app,
         link,
         settings,
-        shared: Arc::new(WorkerShared::default()),
+        shared: Arc::new(WorkerShared {
+            total: total_requests,
+            ..WorkerShared::default()
+        }),
         sockets,
         failed: AtomicU64::new(0),
         id,
@@ -1534,7 +1456,6 @@ struct CoreState<N: Net, P, A, L> {
 async fn serve_core<N, P, A, L>(state: Arc<CoreState<N, P, A, L>>, core: usize)
 where
     N: Net,
-    N::Stream: tokio::io::AsyncRead + AsyncWrite + Unpin,
     P: Procs,
     A: App,
     L: WorkerLink,
@@ -1565,27 +1486,5 @@ where
             .procs
             .log(&format!("accept(): {e} [worker {} core {core}]", state.id));
         state.failed.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(parse_status("200 OK"), Some(200));
-        assert_eq!(parse_status("404 "), Some(404));
-        assert_eq!(parse_status("200"), None);
-        assert_eq!(parse_status("20x OK"), None);
-        assert_eq!(parse_status("200 OK\r\nX: y"), None);
-    }
-
-    #[test]
-    fn tokens() {
-        assert!(is_token("Content-Type"));
-        assert!(!is_token("Bad Name"));
-        assert!(!is_token("X:y"));
-        assert!(!is_token(""));
     }
 }

@@ -159,9 +159,39 @@ class Tracked:
 
 def unvalidated(environ, start_response):
     """Routes that break PEP 3333 on purpose, to see the server refuse them."""
-    if environ["PATH_INFO"] == "/head_inject":
+    path = environ["PATH_INFO"]
+    if path == "/head_inject":
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Evil", "a\r\nSet-Cookie: x=1")])
         return [b"never sent"]
+    if path == "/latin1":
+        # PEP 3333: native strings, sent as ISO-8859-1.
+        start_response("200 Tr\u00e8s bien", [("Content-Type", "text/plain"), ("X-Test", "caf\u00e9"),
+                                           ("Content-Length", "2")])
+        return [b"ok"]
+    if path == "/not_latin1":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Test", "\u00fc\u20ac"),
+                                  ("Content-Length", "2")])
+        return [b"ok"]
+    if path == "/app_close":
+        # Hop-by-hop, which PEP 3333 leaves to the server, but real apps send it.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "close"),
+                                  ("Content-Length", "7")])
+        return [b"closing"]
+    if path == "/no_content":
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+    if path == "/not_modified":
+        # The representation's length, as a cache revalidation may carry it; the body an app
+        # returns by mistake must not be sent.
+        start_response("304 Not Modified", [("ETag", '"v1"'), ("Content-Length", "1234")])
+        return [b"must not be sent"]
+    if path == "/second_start":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"the second head"]
+    if path == "/start_then_raise":
+        start_response("202 Accepted", [("Content-Type", "text/plain")])
+        raise RuntimeError("boom after start_response")
     return validated(environ, start_response)
 
 

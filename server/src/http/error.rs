@@ -10,10 +10,13 @@ use super::Limits;
 /// follows can no longer be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
-    /// 431: the request line and headers (or a chunked body's trailer section) do not fit in
-    /// `--buffer-size` bytes, or there are more header lines than the parser keeps. A request
-    /// line that does not fit on its own is [`HttpError::UriTooLong`] instead.
+    /// 431: the request line and headers do not fit in `--buffer-size` bytes. A request line
+    /// that does not fit on its own is [`HttpError::UriTooLong`] instead.
     HeadTooLarge,
+    /// 431: more header (or trailer) lines than the parser keeps (100), in a head that fits.
+    TooManyFields,
+    /// 431: a chunked body's trailer section does not fit in `--buffer-size` bytes.
+    TrailersTooLarge,
     /// 414: the request line alone (with its CRLF, and any empty lines before it) does not fit
     /// in `--buffer-size` bytes: the request-target is longer than the server will parse
     /// (RFC 9112 §3).
@@ -35,7 +38,7 @@ impl HttpError {
     /// The status code the worker answers with.
     pub fn status(&self) -> u16 {
         match self {
-            HttpError::HeadTooLarge => 431,
+            HttpError::HeadTooLarge | HttpError::TooManyFields | HttpError::TrailersTooLarge => 431,
             HttpError::UriTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::Malformed(_) => 400,
@@ -62,7 +65,7 @@ impl HttpError {
     /// built the parser from those [`Limits`].
     pub fn describe(&self, limits: &Limits) -> String {
         match (self, limits.max_body) {
-            (HttpError::HeadTooLarge | HttpError::UriTooLong, _) => {
+            (HttpError::HeadTooLarge | HttpError::UriTooLong | HttpError::TrailersTooLarge, _) => {
                 format!("{self} ({} bytes)", limits.max_head)
             }
             (HttpError::BodyTooLarge, Some(max_body)) => format!("{self} ({max_body} bytes)"),
@@ -75,6 +78,14 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::HeadTooLarge => f.write_str("request head larger than --buffer-size"),
+            HttpError::TooManyFields => write!(
+                f,
+                "more than {} header or trailer lines",
+                super::head::MAX_HEADERS
+            ),
+            HttpError::TrailersTooLarge => {
+                f.write_str("chunked body's trailer section larger than --buffer-size")
+            }
             HttpError::UriTooLong => f.write_str("request line larger than --buffer-size"),
             HttpError::BodyTooLarge => f.write_str("request body larger than --limit-post"),
             HttpError::Malformed(reason) => write!(f, "malformed request: {reason}"),

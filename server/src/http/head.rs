@@ -138,7 +138,7 @@ pub(super) fn parse_trailers(block: &[u8]) -> Result<Vec<Header>, HttpError> {
     let fields = match httparse::parse_headers(block, &mut header_slots) {
         Ok(httparse::Status::Complete((len, fields))) if len == block.len() => fields,
         Ok(_) => return Err(HttpError::Malformed("invalid trailer section")),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyFields),
         Err(_) => return Err(HttpError::Malformed("invalid trailer field")),
     };
     let trailers = convert_headers(fields)?;
@@ -159,7 +159,7 @@ pub(super) fn parse_trailers(block: &[u8]) -> Result<Vec<Header>, HttpError> {
 
 fn from_httparse(error: httparse::Error, block: &[u8]) -> HttpError {
     match error {
-        httparse::Error::TooManyHeaders => HttpError::HeadTooLarge,
+        httparse::Error::TooManyHeaders => HttpError::TooManyFields,
         httparse::Error::Version => {
             // httparse accepts only "HTTP/1.0" and "HTTP/1.1". A well-formed HTTP-version
             // (RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT) that is neither gets 505; anything

@@ -1,6 +1,7 @@
 //! HTTP/1.x requests, sans-IO: the worker feeds received bytes to a [`RequestParser`] and gets
 //! back [`Event`]s — a request head, pieces of its decoded body, its end — or an [`HttpError`]
-//! naming the status to answer before closing. Responses are written by the worker.
+//! naming the status to answer before closing. Responses are framed by [`response`], also
+//! sans-IO: the worker hands it the app's status and headers and writes the bytes it returns.
 //!
 //! httparse splits the request line and header fields; this module adds what it leaves out:
 //! finding where a head ends as bytes trickle in, the request-target forms, the rules that
@@ -13,6 +14,7 @@ mod chunked;
 mod error;
 mod head;
 mod parser;
+pub mod response;
 mod scan;
 mod target;
 
@@ -24,6 +26,8 @@ mod fuzz_tests;
 mod parser_tests;
 #[cfg(test)]
 mod proptest_tests;
+#[cfg(test)]
+mod response_tests;
 #[cfg(test)]
 mod test_support;
 

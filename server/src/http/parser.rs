@@ -327,7 +327,7 @@ impl ChunkedState {
                         Ok(Some(range)) => range,
                         Ok(None) => return Ok(ChunkProgress::NeedMore),
                         Err(ScanError::TooLong | ScanError::FirstLineTooLong) => {
-                            return Err(HttpError::HeadTooLarge)
+                            return Err(HttpError::TrailersTooLarge)
                         }
                         Err(ScanError::BareLf) => {
                             return Err(HttpError::Malformed("bare LF in the trailer section"))

@@ -275,7 +275,7 @@ fn too_many_headers() {
     lines.push("X-Last: 1");
     assert_eq!(
         error(&with_headers("GET / HTTP/1.1", &lines, "")),
-        HttpError::HeadTooLarge
+        HttpError::TooManyFields
     );
 }
 
@@ -770,7 +770,10 @@ fn trailer_section_is_bounded_by_buffer_size() {
         max_body: None,
     };
     let long = format!("0\r\nX: {}\r\n\r\n", "a".repeat(195));
-    assert_eq!(error_with(limits, &chunked(&long)), HttpError::HeadTooLarge);
+    assert_eq!(
+        error_with(limits, &chunked(&long)),
+        HttpError::TrailersTooLarge
+    );
     let fits = format!("0\r\nX: {}\r\n\r\n", "a".repeat(150));
     assert_eq!(
         requests_with(limits, &chunked(&fits))[0]
@@ -958,11 +961,11 @@ fn byte_by_byte_is_linear() {
     for &byte in &bytes {
         parser.push(&[byte]);
         if let Err(error) = parser.next_event() {
-            assert_eq!(error, HttpError::HeadTooLarge); // 20 000 > 100 header lines
+            assert_eq!(error, HttpError::TooManyFields); // 20 000 > 100 header lines
             return;
         }
     }
-    panic!("expected HeadTooLarge");
+    panic!("expected TooManyFields");
 }
 
 #[test]
@@ -974,6 +977,16 @@ fn errors_say_what_to_answer() {
     let cases = [
         (
             HttpError::HeadTooLarge,
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            HttpError::TooManyFields,
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (
+            HttpError::TrailersTooLarge,
             431,
             "Request Header Fields Too Large",
         ),

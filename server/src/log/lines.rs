@@ -629,26 +629,18 @@ impl fmt::Display for StopSignal {
 }
 
 /// What a server without a master says when a signal stops it: `SIGINT received...killing
-/// workers...` (or SIGQUIT), or for SIGTERM wsgilab's own line, since uWSGI would reload.
+/// workers...` (or SIGQUIT), or for SIGTERM wsgilab's own line: without a master uWSGI's worker
+/// ends on SIGTERM too (`end_me`, core/uwsgi.c); only its master reloads on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnmasteredStop {
     /// SIGINT, SIGQUIT or SIGTERM.
     pub signal: Signal,
-    pub die_on_term: bool,
 }
 
 impl fmt::Display for UnmasteredStop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.signal {
-            Signal::Term => write!(
-                f,
-                "wsgilab: SIGTERM received: stopping{}",
-                if self.die_on_term {
-                    ""
-                } else {
-                    " (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)"
-                }
-            ),
+            Signal::Term => f.write_str("wsgilab: SIGTERM received: stopping (as uWSGI does without a master; with --master, uWSGI 2.0 reloads on SIGTERM unless --die-on-term)"),
             other => write!(f, "{} received...killing workers...", other.name()),
         }
     }
@@ -656,18 +648,10 @@ impl fmt::Display for UnmasteredStop {
 
 impl UnmasteredStop {
     pub fn parse(line: &str) -> Option<Self> {
-        [
-            (Signal::Int, false),
-            (Signal::Quit, false),
-            (Signal::Term, false),
-            (Signal::Term, true),
-        ]
-        .into_iter()
-        .map(|(signal, die_on_term)| UnmasteredStop {
-            signal,
-            die_on_term,
-        })
-        .find(|stop| stop.to_string() == line)
+        [Signal::Int, Signal::Quit, Signal::Term]
+            .into_iter()
+            .map(|signal| UnmasteredStop { signal })
+            .find(|stop| stop.to_string() == line)
     }
 }
 
@@ -866,7 +850,6 @@ mod tests {
         pinned(
             UnmasteredStop {
                 signal: Signal::Int,
-                die_on_term: false,
             },
             "SIGINT received...killing workers...",
             UnmasteredStop::parse,
@@ -874,9 +857,8 @@ mod tests {
         pinned(
             UnmasteredStop {
                 signal: Signal::Term,
-                die_on_term: false,
             },
-            "wsgilab: SIGTERM received: stopping (uWSGI 2.0 would reload here; pass --die-on-term to make it stop)",
+            "wsgilab: SIGTERM received: stopping (as uWSGI does without a master; with --master, uWSGI 2.0 reloads on SIGTERM unless --die-on-term)",
             UnmasteredStop::parse,
         );
         for signal in StopSignal::ALL {

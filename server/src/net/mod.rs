@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Binds listening sockets.
 pub trait Net {
     type Listener: Listener<Stream = Self::Stream>;
-    type Stream: AsyncRead + AsyncWrite + Unpin;
+    type Stream: ByteStream;
     /// A listening socket on its way into a forked worker (which accepts on the same socket).
     type Shared: Send + 'static;
 
@@ -28,6 +28,14 @@ pub trait Net {
 
     /// The inherited listener, inside the worker.
     fn adopt(&self, shared: Self::Shared) -> io::Result<Self::Listener>;
+}
+
+/// An accepted connection: bytes both ways (`shutdown` sends a FIN), and the abortive close.
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin {
+    /// Closes the connection with a RST (`SO_LINGER` with a zero timeout) instead of a FIN:
+    /// the peer reads an error, not an end — what a response delimited by the close must end
+    /// with when it is cut short, or it would look complete.
+    fn reset(self);
 }
 
 /// A listening socket: established connections wait in its accept queue until accepted.

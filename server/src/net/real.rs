@@ -274,6 +274,22 @@ fn unless_blocked<T>(result: io::Result<T>) -> Option<io::Result<T>> {
     }
 }
 
+impl super::ByteStream for RealStream {
+    fn reset(self) {
+        let linger = Some(std::time::Duration::ZERO);
+        // If SO_LINGER cannot be set the close is a plain one: nothing better is left to do.
+        let _ = match &self {
+            RealStream::Unregistered {
+                stream: Some(stream),
+                ..
+            } => SockRef::from(stream).set_linger(linger),
+            RealStream::Unregistered { stream: None, .. } => Ok(()),
+            RealStream::Registered(stream) => SockRef::from(stream).set_linger(linger),
+        };
+        drop(self);
+    }
+}
+
 impl AsyncRead for RealStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -10,6 +10,8 @@ pub mod supervisor;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::scoreboard::WorkerStatus;
 
@@ -249,6 +251,61 @@ pub trait Supervisor {
     /// The master's worker list changed (`[busy, idle, ...]`). Nothing to do for a real
     /// master; the lab draws its timeline from it.
     fn board_changed(&self, _statuses: &[WorkerStatus]) {}
+
+    /// A new counter the master and every worker it forks from now on add to and read:
+    /// uWSGI's `uwsgi.workers[0].requests`, the `M` of `req: N/M`. Where all the processes
+    /// share one address space (the simulation), plain memory is enough.
+    fn shared_counter(&self) -> SharedCounter {
+        SharedCounter::local()
+    }
+}
+
+/// A count that every process of an instance adds to and reads, as uWSGI keeps its totals in
+/// memory the master shares with the workers it forks (`uwsgi.workers[0].requests`, written by
+/// each worker in `uwsgi_close_request`, core/utils.c). No lock: as in uWSGI, one atomic add.
+#[derive(Clone, Debug)]
+pub struct SharedCounter(CounterCell);
+
+#[derive(Clone, Debug)]
+enum CounterCell {
+    /// In this process's memory: shared by the threads and simulated processes that hold a
+    /// clone, not across a real fork.
+    Local(Arc<AtomicU64>),
+    /// In a shared mapping that stays mapped for the life of the process (and of its children).
+    Mapped(&'static AtomicU64),
+}
+
+impl SharedCounter {
+    pub fn local() -> SharedCounter {
+        SharedCounter(CounterCell::Local(Arc::new(AtomicU64::new(0))))
+    }
+
+    /// A counter in memory the caller mapped shared (and never unmaps).
+    pub fn mapped(cell: &'static AtomicU64) -> SharedCounter {
+        SharedCounter(CounterCell::Mapped(cell))
+    }
+
+    fn cell(&self) -> &AtomicU64 {
+        match &self.0 {
+            CounterCell::Local(cell) => cell,
+            CounterCell::Mapped(cell) => cell,
+        }
+    }
+
+    /// Adds `n`; the new total.
+    pub fn add(&self, n: u64) -> u64 {
+        self.cell().fetch_add(n, Ordering::Relaxed).wrapping_add(n)
+    }
+
+    pub fn get(&self) -> u64 {
+        self.cell().load(Ordering::Relaxed)
+    }
+}
+
+impl Default for SharedCounter {
+    fn default() -> Self {
+        SharedCounter::local()
+    }
 }
 
 /// The "error" a simulated `exec()` returns when it worked: this image of the program is

@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 use tokio::sync::Notify;
 
 use super::{
-    ExitStatus, ForkHooks, MasterEvent, MasterMessage, Signal, Supervisor, WorkerLink,
-    WorkerMessage,
+    ExitStatus, ForkHooks, MasterEvent, MasterMessage, SharedCounter, Signal, Supervisor,
+    WorkerLink, WorkerMessage,
 };
 
 /// The master process's workers, as the OS runs them.
@@ -195,6 +195,34 @@ impl Supervisor for RealSupervisor {
                 Err(e.into())
             }
         }
+    }
+
+    /// In an anonymous shared mapping made by the master: every worker forked afterwards adds
+    /// to the same page, as uWSGI's workers do to its shared `uwsgi.workers` array. If the
+    /// mapping cannot be made, each process counts its own.
+    fn shared_counter(&self) -> SharedCounter {
+        use nix::libc;
+        // SAFETY: a fresh anonymous mapping of one page, asked of the kernel with no address;
+        // nothing else aliases it.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return SharedCounter::local();
+        }
+        // SAFETY: the page is zeroed (0 is a valid AtomicU64), page-aligned, and never
+        // unmapped, so the reference is valid for the life of this process and of the children
+        // that inherit the mapping.
+        let cell: &'static std::sync::atomic::AtomicU64 =
+            unsafe { &*(page as *const std::sync::atomic::AtomicU64) };
+        SharedCounter::mapped(cell)
     }
 
     fn kill(&self, pid: u32, signal: Signal) -> io::Result<()> {

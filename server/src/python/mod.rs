@@ -98,14 +98,38 @@ pub enum LoadFailureCause {
 #[derive(Clone, Debug)]
 pub struct AppError {
     pub traceback: Vec<String>,
+    /// How far the app's response had got: what uWSGI would have sent depends on it.
+    pub failed_at: FailedAt,
 }
 
 impl AppError {
     pub fn message(message: impl Into<String>) -> Self {
         AppError {
             traceback: vec![message.into()],
+            failed_at: FailedAt::BeforeStartResponse,
         }
     }
+}
+
+/// Where in the WSGI protocol the app failed, before any byte of its response was written.
+/// uWSGI answers each differently (plugins/python/wsgi_headers.c, core/writer.c and
+/// `uwsgi_close_request` in core/utils.c), and the log says what it would have done.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum FailedAt {
+    /// Before `start_response` was called: uWSGI has no head to send and closes the connection
+    /// without a response.
+    #[default]
+    BeforeStartResponse,
+    /// After `start_response`: uWSGI sends that status and those headers (with whatever body
+    /// was written) when it closes the request.
+    AfterStartResponse { status: String },
+    /// A second `start_response` without `exc_info`, which PEP 3333 makes an error (wsgilab
+    /// raises AssertionError in the app): uWSGI takes the second call's status and headers and
+    /// carries on.
+    SecondStartResponse { status: String },
+    /// The app returned a body without calling `start_response`: uWSGI writes the body's bytes
+    /// with no status line or headers before them.
+    BodyWithoutStartResponse,
 }
 
 /// One request as the app sees it: the CGI variables of its environ (PEP 3333) and its body.

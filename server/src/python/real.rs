@@ -17,9 +17,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::{
-    App, AppError, AppResponse, AppSource, InterpreterInfo, InterpreterSetup, LoadFailure,
-    LoadFailureCause, Python as PythonSeam, ResponsePart, StartFailure, StartFailureCause,
-    WsgiRequest,
+    App, AppError, AppResponse, AppSource, FailedAt, InterpreterInfo, InterpreterSetup,
+    LoadFailure, LoadFailureCause, Python as PythonSeam, ResponsePart, StartFailure,
+    StartFailureCause, WsgiRequest,
 };
 use crate::wsgi::{common_header_keys, every_request_keys, EVERY_REQUEST};
 
@@ -389,6 +389,7 @@ impl App for RealApp {
         Python::attach(|py| {
             let to_error = |e: PyErr| AppError {
                 traceback: format_exception(py, &e),
+                failed_at: FailedAt::BeforeStartResponse,
             };
             // Requests from nginx (`--socket`) carry their variables in nginx's order: they
             // start from the plain template, so the environ keeps that order.
@@ -443,7 +444,10 @@ impl App for RealApp {
                 .callable
                 .bind(py)
                 .call1((environ, start_response.clone_ref(py)))
-                .map_err(to_error)?;
+                .map_err(|e| AppError {
+                    traceback: format_exception(py, &e),
+                    failed_at: start_response.bind(py).borrow().failed_at(),
+                })?;
             let iterator = match iterable.try_iter() {
                 Ok(it) => it.unbind(),
                 Err(e) => {
@@ -458,8 +462,12 @@ impl App for RealApp {
                         head_delivered: false,
                         error: None,
                     };
+                    let failed_at = response.start_response.bind(py).borrow().failed_at();
                     let _ = response.close();
-                    return Err(to_error(e));
+                    return Err(AppError {
+                        traceback: format_exception(py, &e),
+                        failed_at,
+                    });
                 }
             };
             let known_remaining = if iterable.is_exact_instance_of::<PyList>()
@@ -629,9 +637,13 @@ impl RealResponse {
                         .push_back(ResponsePart::Head { status, headers });
                 }
                 None => {
-                    return Err(AppError::message(
-                        "wsgilab: the app returned a body without calling start_response()",
-                    ))
+                    return Err(AppError {
+                        traceback: vec![
+                            "wsgilab: the app returned a body without calling start_response()"
+                                .into(),
+                        ],
+                        failed_at: FailedAt::BodyWithoutStartResponse,
+                    })
                 }
             }
         }
@@ -680,6 +692,7 @@ impl RealResponse {
                     self.finished = true;
                     return Err(AppError {
                         traceback: format_exception(py, &e),
+                        failed_at: self.start_response.bind(py).borrow().failed_at(),
                     });
                 }
                 None => {
@@ -728,10 +741,12 @@ impl AppResponse for RealResponse {
             |py| match self.iterable.bind(py).getattr_opt(intern!(py, "close")) {
                 Ok(Some(close)) => close.call0().map(|_| ()).map_err(|e| AppError {
                     traceback: format_exception(py, &e),
+                    failed_at: FailedAt::BeforeStartResponse,
                 }),
                 Ok(None) => Ok(()),
                 Err(e) => Err(AppError {
                     traceback: format_exception(py, &e),
+                    failed_at: FailedAt::BeforeStartResponse,
                 }),
             },
         )
@@ -745,6 +760,28 @@ struct StartResponse {
     head: Option<(String, Vec<(String, String)>)>,
     head_delivered: bool,
     written: Vec<Bytes>,
+    /// The status of a second call without `exc_info`, refused (PEP 3333).
+    refused_second: Option<String>,
+}
+
+impl StartResponse {
+    /// How far the response had got, for an exception the app raises now.
+    fn failed_at(&self) -> FailedAt {
+        if let Some(status) = &self.refused_second {
+            return FailedAt::SecondStartResponse {
+                status: status.clone(),
+            };
+        }
+        match &self.head {
+            Some((status, _)) => FailedAt::AfterStartResponse {
+                status: status.clone(),
+            },
+            None if self.head_delivered => FailedAt::AfterStartResponse {
+                status: String::new(),
+            },
+            None => FailedAt::BeforeStartResponse,
+        }
+    }
 }
 
 #[pymethods]
@@ -770,6 +807,9 @@ impl StartResponse {
                     ));
                 }
             } else if this.head.is_some() || this.head_delivered {
+                drop(this);
+                let second = status.extract::<String>().unwrap_or_default();
+                slf.borrow_mut().refused_second = Some(second);
                 return Err(PyAssertionError::new_err(
                     "start_response() called a second time without exc_info",
                 ));

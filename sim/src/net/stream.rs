@@ -64,6 +64,12 @@ impl SimStream {
     }
 }
 
+impl server::net::ByteStream for SimStream {
+    fn reset(self) {
+        SimStream::reset(self)
+    }
+}
+
 impl std::fmt::Debug for SimStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimStream")

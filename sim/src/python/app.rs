@@ -450,7 +450,11 @@ impl<E: AppExecutor> SimApp<E> {
             traceback.push(format!("    {source}"));
         }
         traceback.push(exception_line(message));
-        AppError { traceback }
+        // The modelled app raises before it calls start_response.
+        AppError {
+            traceback,
+            failed_at: server::python::FailedAt::BeforeStartResponse,
+        }
     }
 }
 

@@ -312,8 +312,32 @@ fn bottleneck(scenario: &Scenario, run: &RunOutput, phases: &[Phases]) -> Option
     let (name, biggest) = parts.iter().max_by_key(|(_, v)| *v).copied()?;
     let share = biggest * 100 / total;
     if share < 25 {
+        let accounted: u64 = parts.iter().map(|(_, v)| v).sum();
+        if accounted * 2 >= total {
+            // The phases add up: the time was spread over them.
+            let mut shares: Vec<(&str, u64)> = parts
+                .iter()
+                .map(|(name, v)| (*name, v * 100 / total))
+                .filter(|(_, share)| *share > 0)
+                .collect();
+            shares.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            return Some(format!(
+                "Where the time went: a request took {} on average end to end, spread over its phases with none above a quarter ({}).",
+                ms(mean),
+                shares
+                    .iter()
+                    .map(|(name, share)| format!("{share}% {name}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let unseen = if scenario.balancer.is_some() {
+            "a request through a balancer is served on another connection, behind it"
+        } else {
+            "the rest passed inside the server, where the client's connection does not show it: in the accept queue, in the app, writing the response"
+        };
         return Some(format!(
-            "Where the time went: a request took {} on average end to end; the phases seen from the client's connection account for little of it (a request through a balancer is served on another connection, behind it).",
+            "Where the time went: a request took {} on average end to end; the phases seen from the client's connection account for little of it ({unseen}).",
             ms(mean)
         ));
     }
@@ -552,4 +576,87 @@ pub fn check(expect: &Expect, run: &RunOutput) -> Vec<String> {
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "title = \"t\"\nteaches = \"x\"\ncommand = \"uwsgi --http-socket :8000\"\n[machine]\ncwd = \"/srv\"\n";
+
+    fn answered() -> RequestRecord {
+        RequestRecord {
+            client: "client#1".into(),
+            host: "client".into(),
+            conn: None,
+            seq: 1,
+            method: "GET".into(),
+            path: "/".into(),
+            start_us: 0,
+            connected_us: None,
+            sent_us: None,
+            first_byte_us: None,
+            done_us: None,
+            outcome: Outcome::Status(200),
+            detail: "200 OK".into(),
+        }
+    }
+
+    fn run() -> RunOutput {
+        RunOutput {
+            variant: None,
+            command: "uwsgi".into(),
+            seed: 0,
+            events: Vec::new(),
+            requests: vec![answered()],
+            exit_status: None,
+            servers: vec!["server".into()],
+            end_us: 0,
+        }
+    }
+
+    /// A request of 1 s whose phases (in ms) are these.
+    fn phases(connect: u64, queue: u64, read: u64, app: u64, write: u64) -> Phases {
+        Phases {
+            connect: Some(connect * 1000),
+            queue: Some(queue * 1000),
+            read_parse: Some(read * 1000),
+            app: Some(app * 1000),
+            write: Some(write * 1000),
+            total: Some(1_000_000),
+            ..Phases::default()
+        }
+    }
+
+    fn scenario(file: &str) -> Scenario {
+        let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("bundled scenario");
+        crate::scenario::parse(&text, &path).expect("valid scenario")
+    }
+
+    #[test]
+    fn time_the_client_cannot_see_is_put_behind_a_balancer_only_where_there_is_one() {
+        let plain = crate::scenario::parse(MINIMAL, "m.toml").unwrap();
+        let unseen = [phases(150, 0, 10, 0, 10)];
+        let text = bottleneck(&plain, &run(), &unseen).unwrap();
+        assert!(text.contains("account for little of it"), "{text}");
+        assert!(text.contains("inside the server"), "{text}");
+        assert!(!text.contains("balancer"), "{text}");
+        let balanced = scenario("21-load-balancer.toml");
+        assert!(balanced.balancer.is_some());
+        let text = bottleneck(&balanced, &run(), &unseen).unwrap();
+        assert!(text.contains("through a balancer"), "{text}");
+    }
+
+    #[test]
+    fn time_spread_over_the_phases_is_said_so() {
+        let plain = crate::scenario::parse(MINIMAL, "m.toml").unwrap();
+        let spread = [phases(200, 200, 200, 240, 160)];
+        let text = bottleneck(&plain, &run(), &spread).unwrap();
+        assert!(
+            text.contains("spread over its phases with none above a quarter (24% in the app, 20% connecting (the TCP handshake), 20% sending and reading the request, 20% waiting in the accept queue, 16% writing the response)"),
+            "{text}"
+        );
+        assert!(!text.contains("account for little"), "{text}");
+    }
 }
