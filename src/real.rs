@@ -38,7 +38,7 @@ use server::log::lines::{
 use sim::scenario::client::{
     answer_as_old_version, client_number, run_connection, ClientWorld, Plan,
 };
-use sim::scenario::run::{RequestRecord, RunOutput};
+use sim::scenario::record::{RequestRecord, RunOutput};
 use sim::scenario::{split_command, Fault, FaultTarget, Scenario, SERVER_HOST};
 use sim::trace::{Category, Event, EventKind};
 use tokio::net::TcpStream;
@@ -868,7 +868,7 @@ impl ClientWorld for Shared {
                     conn.unwrap_or("?"),
                     i + 2,
                     retry.as_secs_f64(),
-                    sim::scenario::render::ms(took.as_micros() as u64)
+                    sim::scenario::record::ms(took.as_micros() as u64)
                 ),
             );
         }

@@ -5,10 +5,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sim::scenario::explain::{expectation_failures, key_point};
+use sim::scenario::expect::expectation_failures;
+use sim::scenario::explain::key_point;
 use sim::scenario::html::render_html;
-use sim::scenario::render::{outcome_summary, render_json, render_text};
-use sim::scenario::run::{run_scenario, RunOutput};
+use sim::scenario::record::outcome_summary;
+use sim::scenario::record::RunOutput;
+use sim::scenario::render::{render_json, render_text};
+use sim::scenario::run::run_scenario;
 use sim::scenario::{parse, Scenario};
 
 include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));

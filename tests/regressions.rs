@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use sim::explore::check_scenario;
-use sim::scenario::explain::expectation_failures;
+use sim::scenario::expect::expectation_failures;
 use sim::scenario::parse;
 use sim::scenario::run::run_scenario;
 

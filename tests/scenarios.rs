@@ -4,7 +4,7 @@
 //! A changed snapshot is a changed behaviour: review it with `cargo insta review` and say why
 //! it changed. CI never writes snapshots (insta does not under `CI=true`).
 
-use sim::scenario::explain::check;
+use sim::scenario::expect::check;
 use sim::scenario::parse;
 use sim::scenario::render::{render_json, render_text};
 use sim::scenario::run::run_scenario;

@@ -29,8 +29,9 @@ use std::process::Command;
 use std::sync::RwLock;
 
 use serde_json::Value;
-use sim::scenario::render::request_phases;
-use sim::scenario::run::{run_scenario, RunOutput};
+use sim::scenario::phases::request_phases;
+use sim::scenario::record::RunOutput;
+use sim::scenario::run::run_scenario;
 use sim::scenario::{parse, Scenario};
 
 /// The scenarios that run for real; `every_real_scenario_is_compared` keeps it in step with
@@ -389,7 +390,7 @@ fn compare_run(
         }
     }
     // The key log lines.
-    let sim_log: Vec<&str> = sim::scenario::run::server_log(&sim.events);
+    let sim_log: Vec<&str> = sim::scenario::record::server_log(&sim.events);
     let real_log: Vec<&str> = real_events
         .iter()
         .filter(|e| e["category"] == "log")

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::scenario::run::RunOutput;
+use crate::scenario::record::RunOutput;
 use crate::scenario::{split_command, Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
@@ -27,7 +27,7 @@ impl std::fmt::Display for Violation {
             f,
             "[{}] at {}: {}",
             self.invariant,
-            crate::scenario::render::ms(self.at_us),
+            crate::scenario::record::ms(self.at_us),
             self.message
         )
     }
@@ -161,7 +161,8 @@ fn no_sim_error(run: &RunOutput, out: &mut Vec<Violation>) {
 /// scenarios give up long before the time limit), announced by exactly one client `outcome`
 /// event; only a successful response lets a kept-alive connection carry the next request.
 fn one_outcome(scenario: &Scenario, run: &RunOutput, out: &mut Vec<Violation>) {
-    let mut by_client: BTreeMap<&str, Vec<&crate::scenario::run::RequestRecord>> = BTreeMap::new();
+    let mut by_client: BTreeMap<&str, Vec<&crate::scenario::record::RequestRecord>> =
+        BTreeMap::new();
     for r in &run.requests {
         by_client.entry(r.client.as_str()).or_default().push(r);
     }
@@ -289,8 +290,8 @@ fn failure_causes(run: &RunOutput, out: &mut Vec<Violation>) {
                     r.seq,
                     r.outcome,
                     r.detail,
-                    crate::scenario::render::ms(r.start_us),
-                    crate::scenario::render::ms(end)
+                    crate::scenario::record::ms(r.start_us),
+                    crate::scenario::record::ms(end)
                 ),
             );
         }
@@ -323,7 +324,8 @@ fn closed_while_idle(run: &RunOutput, k: usize) -> bool {
 /// own hang-up, or with a reason on record while it was open: a server log line (other than
 /// a request's own log line) or a process killed or exiting.
 fn accepted_not_dropped(run: &RunOutput, out: &mut Vec<Violation>) {
-    let mut last: BTreeMap<&str, (usize, &crate::scenario::run::RequestRecord)> = BTreeMap::new();
+    let mut last: BTreeMap<&str, (usize, &crate::scenario::record::RequestRecord)> =
+        BTreeMap::new();
     for (k, r) in run.requests.iter().enumerate() {
         if let Some(conn) = &r.conn {
             last.insert(conn.as_str(), (k, r));
@@ -364,7 +366,7 @@ fn accepted_not_dropped(run: &RunOutput, out: &mut Vec<Violation>) {
                 format!(
                     "the connection of {} ({conn}), accepted at {}, ended {:?} ({}) with no reason logged",
                     r.client,
-                    crate::scenario::render::ms(e.at_us),
+                    crate::scenario::record::ms(e.at_us),
                     r.outcome,
                     r.detail
                 ),
@@ -491,8 +493,8 @@ fn scoreboard(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                 format!(
                     "{} for {} (more than the {} allowed for the master to catch up)",
                     entry.1,
-                    crate::scenario::render::ms(at - entry.0),
-                    crate::scenario::render::ms(BOARD_LAG_US)
+                    crate::scenario::record::ms(at - entry.0),
+                    crate::scenario::record::ms(BOARD_LAG_US)
                 ),
             );
         }
@@ -674,9 +676,9 @@ fn respawn(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                     e.text,
                     other.map_or("never replaced".to_string(), |t| format!(
                         "replaced only after {}",
-                        crate::scenario::render::ms(t - e.at_us)
+                        crate::scenario::record::ms(t - e.at_us)
                     )),
-                    crate::scenario::render::ms(bound)
+                    crate::scenario::record::ms(bound)
                 ),
             ),
         }
@@ -753,7 +755,7 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
                         "{} request {} ({conn}) was accepted before `{what}` at {} yet ended {:?}: {}",
                         r.client,
                         r.seq,
-                        crate::scenario::render::ms(st),
+                        crate::scenario::record::ms(st),
                         r.outcome,
                         r.detail
                     ),
@@ -767,7 +769,7 @@ fn graceful(facts: &Facts, run: &RunOutput, out: &mut Vec<Violation>) {
 mod tests {
     //! Each invariant, broken on a hand-made trace; and the same trace repaired passes.
     use super::*;
-    use crate::scenario::run::RequestRecord;
+    use crate::scenario::record::RequestRecord;
 
     const MASTER: u32 = 1001;
     const WORKER: u32 = 1002;

@@ -17,7 +17,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 pub use invariants::Violation;
 
-use crate::scenario::run::{run_scenario, RunOutput};
+use crate::scenario::record::RunOutput;
+use crate::scenario::run::run_scenario;
 use crate::scenario::Scenario;
 
 /// The generator's RNG for seed `n`: 32 bytes drawn from `n` by splitmix64, so that nearby

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::run::RequestRecord;
+use super::record::RequestRecord;
 use super::{ClientGroup, Outcome};
 use crate::trace::EventKind;
 
@@ -184,7 +184,7 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
         EventKind::Connected,
         format!(
             "connect() returned after {}: connected as {}",
-            crate::scenario::render::ms(record.connected_us.unwrap_or(0) - record.start_us),
+            crate::scenario::record::ms(record.connected_us.unwrap_or(0) - record.start_us),
             conn.unwrap_or("?")
         ),
     );

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::explain::explain;
-use super::render::{latency_stats, ms, outcome_summary, request_phases, Phases};
-use super::run::{RequestRecord, RunOutput};
+use super::phases::{request_phases, Phases};
+use super::record::{latency_stats, ms, outcome_summary, RequestRecord, RunOutput};
 use super::{Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::WorkerStarted;

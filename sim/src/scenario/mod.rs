@@ -5,9 +5,12 @@
 
 pub mod balancer;
 pub mod client;
+pub mod expect;
 pub mod explain;
 pub mod html;
 pub mod outcome;
+pub mod phases;
+pub mod record;
 pub mod render;
 pub mod run;
 

@@ -14,59 +14,19 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 use server::log::lines::WorkerStarted;
 use server::net::Net;
 use server::procs::Signal;
 use tokio::sync::Notify;
 
 use super::client::{answer_as_old_version, client_number, run_connection, ClientWorld, Plan};
-use super::{split_command, Fault, FaultTarget, Outcome, Scenario, SERVER_HOST};
+use super::record::{RequestRecord, RunOutput};
+use super::{split_command, Fault, FaultTarget, Scenario, SERVER_HOST};
 use crate::files::FileTree;
 use crate::net::{SimNet, SimStream, Sysctls};
 use crate::procs::{Machine, MachineSpec};
 use crate::trace::{now, Category, Event, EventKind, Trace};
 use crate::world::{run_server, ServerSetup};
-
-/// One request as its client lived it (times in virtual microseconds from the start).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct RequestRecord {
-    /// `client#3`: the group's name and the client's number in the run.
-    pub client: String,
-    pub host: String,
-    /// The connection, by the client's address, once known.
-    pub conn: Option<String>,
-    /// The request's number on its connection (1 unless keep-alive).
-    pub seq: u32,
-    pub method: String,
-    pub path: String,
-    pub start_us: u64,
-    pub connected_us: Option<u64>,
-    pub sent_us: Option<u64>,
-    pub first_byte_us: Option<u64>,
-    pub done_us: Option<u64>,
-    /// `200`, `refused`, `reset`, `no_response`, `timeout`, `gave_up`, `client_closed`,
-    /// `cut`, `unfinished`.
-    pub outcome: Outcome,
-    /// The outcome in words (`200 OK, 13 bytes`, `connect(): ECONNREFUSED`, ...).
-    pub detail: String,
-}
-
-/// One replay of one command line.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunOutput {
-    pub variant: Option<String>,
-    pub command: String,
-    pub seed: u64,
-    pub events: Vec<Event>,
-    pub requests: Vec<RequestRecord>,
-    /// The server process's exit status (on `server`); `None` if it was still running at the
-    /// end.
-    pub exit_status: Option<i32>,
-    /// Every server machine, `server` first.
-    pub servers: Vec<String>,
-    pub end_us: u64,
-}
 
 /// Replays every command line of the scenario with `seed`.
 pub fn run_scenario(scenario: &Scenario, seed: u64) -> Vec<RunOutput> {
@@ -527,22 +487,4 @@ fn worker_pid(events: &[Event], host: &str, n: usize) -> Option<u32> {
         .filter(|e| e.category == Category::Log && e.host == host)
         .map(|e| e.text.as_str());
     WorkerStarted::last_pid(log, n)
-}
-
-/// The servers' log lines of a run, as printed (and the balancer's, if there is one).
-pub fn server_log(events: &[Event]) -> Vec<&str> {
-    events
-        .iter()
-        .filter(|e| e.category == Category::Log)
-        .map(|e| e.text.as_str())
-        .collect()
-}
-
-/// Outcome → count.
-pub fn outcome_counts(requests: &[RequestRecord]) -> BTreeMap<Outcome, u32> {
-    let mut counts = BTreeMap::new();
-    for r in requests {
-        *counts.entry(r.outcome).or_insert(0) += 1;
-    }
-    counts
 }
