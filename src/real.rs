@@ -706,55 +706,43 @@ async fn wait_started(server: &mut ServerProcess, sim: &RunOutput) -> Instant {
 /// Sends the fault's signal for real, as `kill -SIG pid` would.
 fn apply_fault(fault: &Fault, server: &ServerProcess, shared: &Shared) {
     let number = fault.signal.0;
-    let short = server::procs::Signal::from_number(number)
-        .name()
-        .trim_start_matches("SIG")
-        .to_string();
     if fault.to == FaultTarget::All {
         shared.record(
             Category::Proc,
             None,
             EventKind::Kill,
             format!(
-                "kill -{short} of every process of the server at once (process group {})",
+                "kill -{} of every process of the server at once (process group {})",
+                fault.short_signal(),
                 server.pid
             ),
         );
         signal_group(server.pid, number);
         return;
     }
-    let target = match fault.to {
-        FaultTarget::Worker(n) => worker_pid(&server.log_lines(), n),
-        FaultTarget::Master | FaultTarget::All => Some(server.pid),
-    };
-    let Some(pid) = target else {
+    let log = server.log_lines();
+    let Some(pid) = fault.target_pid(Some(server.pid), log.iter().map(String::as_str)) else {
         shared.record(
             Category::Proc,
             None,
             EventKind::FaultMissed,
-            format!("kill -{short} ({}): no such process is running", fault.to),
+            fault.missed("no such process is running"),
         );
         return;
     };
-    shared.record(
-        Category::Proc,
-        Some(pid),
-        EventKind::Kill,
-        format!("kill -{short} {pid} ({}), typed by the operator", fault.to),
-    );
+    shared.record(Category::Proc, Some(pid), EventKind::Kill, fault.typed(pid));
     if !signal_pid(pid, number) {
         shared.record(
             Category::Proc,
             Some(pid),
             EventKind::FaultMissed,
-            format!("kill -{short} {pid} ({}): no such process", fault.to),
+            format!(
+                "kill -{} {pid} ({}): no such process",
+                fault.short_signal(),
+                fault.to
+            ),
         );
     }
-}
-
-/// Worker `n`'s current pid, as the server's log announced it.
-fn worker_pid(log: &[String], n: usize) -> Option<u32> {
-    WorkerStarted::last_pid(log.iter().map(String::as_str), n)
 }
 
 /// The program that already had the port: it answers every request, with the old code (the
@@ -882,24 +870,14 @@ impl ClientWorld for Shared {
 /// Every client connection, numbered as the simulation numbers them, starting when the
 /// simulated one started (so a seed's jitter is the same).
 fn plan_clients(scenario: &Scenario, sim: &RunOutput) -> Vec<Plan> {
-    let mut plans = Vec::new();
-    for group in &scenario.clients {
-        let name = group.name.clone().unwrap_or_else(|| "client".into());
-        for i in 0..group.count {
-            let label = format!("{name}#{}", plans.len() + 1);
-            let planned = group.at_ms + u64::from(i) * group.every_ms;
-            let start = sim
-                .requests
-                .iter()
-                .find(|r| r.client == label && r.seq == 1)
-                .map_or(Duration::from_millis(planned), |r| {
-                    Duration::from_micros(r.start_us)
-                });
-            plans.push(Plan {
-                label,
-                group: group.clone(),
-                start,
-            });
+    let mut plans = sim::scenario::client::plan_clients(scenario, sim.seed);
+    for plan in &mut plans {
+        if let Some(r) = sim
+            .requests
+            .iter()
+            .find(|r| r.client == plan.label && r.seq == 1)
+        {
+            plan.start = Duration::from_micros(r.start_us);
         }
     }
     plans

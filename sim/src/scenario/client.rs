@@ -12,7 +12,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::record::RequestRecord;
-use super::{ClientGroup, Outcome};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{ClientGroup, Outcome, Scenario};
 use crate::trace::EventKind;
 
 /// What a client needs from the world it runs in.
@@ -68,6 +71,29 @@ pub async fn answer_as_old_version<S: AsyncRead + AsyncWrite + Unpin>(mut stream
     }
     let _ = stream.write_all(ANSWER).await;
     let _ = stream.shutdown().await;
+}
+
+/// Every client connection of the run, numbered in the order of the file, with its start time
+/// (jitter drawn from the seed in that same order). `replay --real` plans the same clients.
+pub fn plan_clients(scenario: &Scenario, seed: u64) -> Vec<Plan> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut plans = Vec::new();
+    for group in &scenario.clients {
+        let name = group.name.clone().unwrap_or_else(|| "client".into());
+        for i in 0..group.count {
+            let jitter = if group.jitter_ms > 0 {
+                rng.next_u64() % (group.jitter_ms + 1)
+            } else {
+                0
+            };
+            plans.push(Plan {
+                label: format!("{name}#{}", plans.len() + 1),
+                group: group.clone(),
+                start: Duration::from_millis(group.at_ms + u64::from(i) * group.every_ms + jitter),
+            });
+        }
+    }
+    plans
 }
 
 /// The number in a client's label (`client#3` → 3), for sorting.

@@ -282,6 +282,44 @@ pub struct Fault {
     pub host: String,
 }
 
+impl Fault {
+    /// The signal's short name, as `kill -TERM` takes it.
+    pub fn short_signal(&self) -> String {
+        server::procs::Signal::from_number(self.signal.0)
+            .name()
+            .trim_start_matches("SIG")
+            .to_string()
+    }
+
+    /// The pid the signal goes to: a worker by the last start line the server's log has for it
+    /// (see [`server::log::lines::WorkerStarted`]), otherwise the process the command started.
+    /// `None` when the log names no such worker.
+    pub fn target_pid<'l>(
+        &self,
+        started: Option<u32>,
+        log: impl DoubleEndedIterator<Item = &'l str>,
+    ) -> Option<u32> {
+        match self.to {
+            FaultTarget::Worker(n) => server::log::lines::WorkerStarted::last_pid(log, n),
+            FaultTarget::Master | FaultTarget::All => started,
+        }
+    }
+
+    /// The trace's words for the operator's `kill`, sent to `pid`.
+    pub fn typed(&self, pid: u32) -> String {
+        format!(
+            "kill -{} {pid} ({}), typed by the operator",
+            self.short_signal(),
+            self.to
+        )
+    }
+
+    /// The trace's words for a `kill` that found no process: `why`.
+    pub fn missed(&self, why: &str) -> String {
+        format!("kill -{} ({}): {why}", self.short_signal(), self.to)
+    }
+}
+
 /// Which process of the server a fault's signal goes to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FaultTarget {

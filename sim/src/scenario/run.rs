@@ -12,20 +12,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use server::log::lines::WorkerStarted;
 use server::net::Net;
 use server::procs::Signal;
 use tokio::sync::Notify;
 
-use super::client::{answer_as_old_version, client_number, run_connection, ClientWorld, Plan};
+use super::client::{
+    answer_as_old_version, client_number, plan_clients, run_connection, ClientWorld, Plan,
+};
 use super::record::{RequestRecord, RunOutput};
 use super::{split_command, Fault, FaultTarget, Scenario, SERVER_HOST};
 use crate::files::FileTree;
 use crate::net::{SimNet, SimStream, Sysctls};
 use crate::procs::{Machine, MachineSpec};
-use crate::trace::{now, Category, Event, EventKind, Trace};
+use crate::trace::{now, Category, EventKind, Trace};
 use crate::world::{run_server, ServerSetup};
 
 /// Replays every command line of the scenario with `seed`.
@@ -313,29 +312,6 @@ async fn serve_old_version(listener: crate::net::SimListener) {
     }
 }
 
-/// Every client connection of the run, numbered in the order of the file, with its start time
-/// (jitter drawn from the seed in that same order).
-fn plan_clients(scenario: &Scenario, seed: u64) -> Vec<Plan> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut plans = Vec::new();
-    for group in &scenario.clients {
-        let name = group.name.clone().unwrap_or_else(|| "client".into());
-        for i in 0..group.count {
-            let jitter = if group.jitter_ms > 0 {
-                rng.next_u64() % (group.jitter_ms + 1)
-            } else {
-                0
-            };
-            plans.push(Plan {
-                label: format!("{name}#{}", plans.len() + 1),
-                group: group.clone(),
-                start: Duration::from_millis(group.at_ms + u64::from(i) * group.every_ms + jitter),
-            });
-        }
-    }
-    plans
-}
-
 fn spawn_clients(net: &SimNet, plans: &[Plan], shared: &Shared) {
     for plan in plans {
         let world = SimClients {
@@ -400,7 +376,7 @@ impl ClientWorld for SimClients {
 /// Sends the fault's signal to its target, as `kill -SIG pid` would.
 fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
     let signal = Signal::from_number(fault.signal.0);
-    let short = signal.name().trim_start_matches("SIG").to_string();
+    let short = fault.short_signal();
     let host = fault.host.as_str();
     let machine = shared
         .machines
@@ -414,7 +390,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
             None,
             Category::Proc,
             EventKind::FaultMissed,
-            format!("kill -{short} ({}): the server has not started", fault.to),
+            fault.missed("the server has not started"),
         );
         return;
     };
@@ -448,17 +424,19 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         }
         return;
     }
-    let target = match fault.to {
-        FaultTarget::Worker(n) => worker_pid(&trace.events(), host, n),
-        FaultTarget::Master | FaultTarget::All => master,
-    };
+    let events = trace.events();
+    let log = events
+        .iter()
+        .filter(|e| e.category == Category::Log && e.host == host)
+        .map(|e| e.text.as_str());
+    let target = fault.target_pid(master, log);
     let Some(pid) = target.filter(|pid| machine.is_alive(*pid)) else {
         trace.record(
             host,
             None,
             Category::Proc,
             EventKind::FaultMissed,
-            format!("kill -{short} ({}): no such process is running", fault.to),
+            fault.missed("no such process is running"),
         );
         return;
     };
@@ -467,7 +445,7 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         Some(pid),
         Category::Proc,
         EventKind::Kill,
-        format!("kill -{short} {pid} ({}), typed by the operator", fault.to),
+        fault.typed(pid),
     );
     let handled_by_master = fault.to == FaultTarget::Master
         && matches!(
@@ -478,13 +456,4 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
     if !handled_by_master {
         machine.kill(pid, signal);
     }
-}
-
-/// Worker `n`'s current pid, as the server's log announced it.
-fn worker_pid(events: &[Event], host: &str, n: usize) -> Option<u32> {
-    let log = events
-        .iter()
-        .filter(|e| e.category == Category::Log && e.host == host)
-        .map(|e| e.text.as_str());
-    WorkerStarted::last_pid(log, n)
 }
