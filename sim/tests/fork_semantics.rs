@@ -3,16 +3,13 @@
 //! one socket shared by every worker, whose queries interleave on it. With `--lazy-apps` each
 //! worker imports the app itself and has its own of both.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use server::log::lines::{HowStarted, MasterSpawned, WorkerStarted};
-use sim::net::{SimNet, Sysctls};
 use sim::python::{Route, RouteBehaviour};
-use sim::trace::{Category, Event, EventKind, Trace};
-use sim::world::{run_server, ServerSetup};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sim::trace::{Category, Event, EventKind};
+use sim::world::{get, ServerSetup, TestWorld};
 
 fn setup(args: &[&str]) -> ServerSetup {
     let typed: Vec<&str> = [
@@ -42,50 +39,26 @@ fn setup(args: &[&str]) -> ServerSetup {
 /// Runs the server, then `clients` clients at once, each sending `requests` GETs of `path`
 /// one after the other on fresh connections; the trace and the responses.
 fn run(setup: ServerSetup, path: &'static str, clients: usize, requests: usize) -> Vec<Event> {
-    let trace = Trace::default();
-    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
-    let mut sim = turmoil::Builder::new()
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
-        .simulation_duration(Duration::from_secs(60))
-        .build();
-    let server_trace = trace.clone();
-    let server_net = net.clone();
-    sim.host("server", move || {
-        let (setup, net, trace) = (setup.clone(), server_net.clone(), server_trace.clone());
-        async move {
-            run_server(setup, net, trace, |_| {}).await;
-            Ok(())
-        }
-    });
+    let mut world = TestWorld::new(Duration::from_secs(60));
+    world.server("server", setup);
     let answers = Arc::new(Mutex::new(Vec::new()));
     for client in 0..clients {
-        let name = format!("client{client}");
-        let client_net = net.with_host(&name, Sysctls::default());
         let out = answers.clone();
-        sim.client(name, async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let server = SocketAddr::new(turmoil::lookup("server"), 8000);
+        world.client(&format!("client{client}"), move |net| async move {
             for _ in 0..requests {
-                let mut stream = client_net.connect(server).await?;
-                stream
-                    .write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes())
-                    .await?;
-                let mut response = Vec::new();
-                stream.read_to_end(&mut response).await?;
-                out.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&response).into_owned());
+                let answer = get(&net, "server", 8000, path).await?;
+                out.lock().unwrap().push(answer);
             }
             Ok(())
         });
     }
-    sim.run().unwrap();
+    let events = world.run().events;
     let answers = answers.lock().unwrap();
     assert_eq!(answers.len(), clients * requests);
     for answer in answers.iter() {
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     }
-    trace.events()
+    events
 }
 
 fn of_kind(events: &[Event], kind: EventKind) -> Vec<&Event> {

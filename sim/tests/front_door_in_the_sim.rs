@@ -17,7 +17,7 @@ mod gunicorn;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use gunicorn::{
     check, load_cases, parse_responses, pieces, plan, splits_for, End, Exchange, Expect, Plan, Run,
@@ -25,9 +25,9 @@ use gunicorn::{
 };
 use serde_json::Value;
 use sim::files::FileTree;
-use sim::net::{SimNet, Sysctls};
-use sim::trace::{Category, Trace};
-use sim::world::{run_server, ServerSetup};
+use sim::net::SimNet;
+use sim::trace::Category;
+use sim::world::{ServerSetup, TestWorld};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the client waits for the server to say anything: a hang shows up as this virtual
@@ -174,29 +174,13 @@ struct Outcome {
 
 /// Runs both servers and a client that sends `jobs` one after another.
 fn simulate(jobs: Vec<Job>) -> Outcome {
-    let trace = Trace::default();
-    let big_net = SimNet::new(trace.clone(), BIG.0, Sysctls::default());
-    let default_net = big_net.with_host(DEFAULT.0, Sysctls::default());
-    let client_net = big_net.with_host("client", Sysctls::default());
-    let mut sim = turmoil::Builder::new()
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
-        .simulation_duration(Duration::from_secs(24 * 3600))
-        .build();
-    for ((host, extra), net) in [(BIG, big_net), (DEFAULT, default_net)] {
-        let (setup, trace) = (setup(extra), trace.clone());
-        sim.host(host, move || {
-            let (setup, net, trace) = (setup.clone(), net.clone(), trace.clone());
-            async move {
-                run_server(setup, net, trace, |_| {}).await;
-                Ok(())
-            }
-        });
+    let mut world = TestWorld::new(Duration::from_secs(24 * 3600));
+    for (host, extra) in [BIG, DEFAULT] {
+        world.server(host, setup(extra));
     }
     let results = Arc::new(Mutex::new((Vec::new(), Vec::new(), Duration::ZERO)));
     let out = results.clone();
-    sim.client("client", async move {
-        // Let the servers start (import the app, bind) first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    world.client("client", move |client_net| async move {
         let address = |host: &str| SocketAddr::new(turmoil::lookup(host), PORT);
         let (big, default) = (address(BIG.0), address(DEFAULT.0));
         for job in &jobs {
@@ -216,9 +200,8 @@ fn simulate(jobs: Vec<Job>) -> Outcome {
         out.lock().unwrap().2 = turmoil::elapsed();
         Ok(())
     });
-    sim.run().expect("the simulation runs to its end");
+    let events = world.run().events;
     let (exchanges, still_alive, virtual_time) = std::mem::take(&mut *results.lock().unwrap());
-    let events = trace.events();
     let log = events
         .iter()
         .filter(|e| e.category == Category::Log)

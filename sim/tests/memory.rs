@@ -3,17 +3,14 @@
 //! with uWSGI's lines once it is over the limit. The new worker is forked from the master, so
 //! it starts again from the master's memory.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use server::log::lines::{HowStarted, WorkDone, WorkerStarted};
-use sim::net::{SimNet, Sysctls};
 use sim::procs::Machine;
 use sim::python::{Route, RouteBehaviour};
-use sim::trace::{Category, Event, EventKind, Trace};
-use sim::world::{run_server, ServerSetup};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sim::trace::{Category, Event, EventKind};
+use sim::world::{get, ServerSetup, TestWorld};
 
 const MB: u64 = 1 << 20;
 
@@ -44,55 +41,25 @@ fn leaking(args: &[&str], leak: u64) -> ServerSetup {
 /// The server, and one client sending `paths` in order, each on a new connection 10 ms
 /// apart. The trace, the responses' status lines, and the server machine.
 fn run(setup: ServerSetup, paths: &[&'static str]) -> (Vec<Event>, Vec<String>, Machine) {
-    let trace = Trace::default();
-    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
-    let client_net = net.with_host("client", Sysctls::default());
-    let mut sim = turmoil::Builder::new()
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
-        .simulation_duration(Duration::from_secs(60))
-        .build();
-    let machine = Arc::new(Mutex::new(None));
-    let (server_trace, found) = (trace.clone(), machine.clone());
-    sim.host("server", move || {
-        let (setup, net, trace, found) = (
-            setup.clone(),
-            net.clone(),
-            server_trace.clone(),
-            found.clone(),
-        );
-        async move {
-            run_server(setup, net, trace, |m| {
-                *found.lock().unwrap() = Some(m.clone());
-            })
-            .await;
-            Ok(())
-        }
-    });
+    let mut world = TestWorld::new(Duration::from_secs(60));
+    world.server("server", setup);
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let out = statuses.clone();
     let paths = paths.to_vec();
-    sim.client("client", async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let server = SocketAddr::new(turmoil::lookup("server"), 8000);
+    world.client("client", move |net| async move {
         for path in paths {
-            let mut stream = client_net.connect(server).await?;
-            stream
-                .write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes())
-                .await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            let text = String::from_utf8_lossy(&response).into_owned();
+            let answer = get(&net, "server", 8000, path).await?;
             out.lock()
                 .unwrap()
-                .push(text.lines().next().unwrap_or_default().to_string());
+                .push(answer.lines().next().unwrap_or_default().to_string());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(())
     });
-    sim.run().unwrap();
+    let mut done = world.run();
     let statuses = statuses.lock().unwrap().clone();
-    let machine = machine.lock().unwrap().clone().expect("the server machine");
-    (trace.events(), statuses, machine)
+    let machine = done.machines.remove("server").expect("the server machine");
+    (done.events, statuses, machine)
 }
 
 fn log(events: &[Event]) -> Vec<&str> {

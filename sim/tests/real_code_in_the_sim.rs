@@ -1,13 +1,10 @@
 //! The real `wsgilab serve` — the binary's start-up, master and worker code, unchanged — runs
 //! over the simulated network, processes and Python, and replays byte for byte.
 
-use std::net::SocketAddr;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use sim::net::{SimNet, Sysctls};
-use sim::trace::{Category, Event, EventKind, Trace};
-use sim::world::{run_server, ServerSetup};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sim::trace::{Category, Event, EventKind};
+use sim::world::{get, ServerSetup, TestWorld};
 
 fn setup(args: &[&str]) -> ServerSetup {
     ServerSetup::hello_world(args)
@@ -25,44 +22,21 @@ fn run_path(
     clients: usize,
     gap: Duration,
 ) -> (Vec<Event>, Vec<String>) {
-    let trace = Trace::default();
-    let net = SimNet::new(trace.clone(), "server", Sysctls::default());
-    let client_net = net.with_host("client", Sysctls::default());
-    let mut sim = turmoil::Builder::new()
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_795_476_290))
-        .simulation_duration(Duration::from_secs(120))
-        .build();
-    let server_trace = trace.clone();
-    sim.host("server", move || {
-        let (setup, net, trace) = (setup.clone(), net.clone(), server_trace.clone());
-        async move {
-            run_server(setup, net, trace, |_| {}).await;
-            Ok(())
-        }
-    });
+    let mut world = TestWorld::new(Duration::from_secs(120));
+    world.server("server", setup);
     let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let out = answers.clone();
-    sim.client("client", async move {
-        // Let the server start (import, fork) first.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let server = SocketAddr::new(turmoil::lookup("server"), 8000);
+    world.client("client", move |net| async move {
         for _ in 0..clients {
-            let mut stream = client_net.connect(server).await?;
-            stream
-                .write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\n\r\n").as_bytes())
-                .await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            out.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&response).into_owned());
+            let answer = get(&net, "server", 8000, path).await?;
+            out.lock().unwrap().push(answer);
             tokio::time::sleep(gap).await;
         }
         Ok(())
     });
-    sim.run().unwrap();
+    let events = world.run().events;
     let answers = answers.lock().unwrap().clone();
-    (trace.events(), answers)
+    (events, answers)
 }
 
 fn log(events: &[Event]) -> Vec<String> {
