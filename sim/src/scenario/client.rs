@@ -130,113 +130,179 @@ pub fn request_bytes(group: &ClientGroup) -> Vec<u8> {
 
 /// One client: connect, send each request, read each response, record what happened.
 pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: SocketAddr) {
-    let group = &plan.group;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
-    let mut record = RequestRecord {
-        client: plan.label.clone(),
-        host: group.host.clone(),
-        conn: None,
-        seq: 1,
-        method: group.method.clone(),
-        path: group.path.clone(),
-        start_us: world.now_us(),
-        connected_us: None,
-        sent_us: None,
-        first_byte_us: None,
-        done_us: None,
-        outcome: Outcome::Unfinished,
-        detail: "still waiting when the run ended".into(),
+    let mut client = ClientRun::new(world, plan);
+    let Some(mut stream) = client.connect(server).await else {
+        return;
     };
-    let push = |record: &RequestRecord| {
-        world
+    let bytes = request_bytes(&plan.group);
+    let mut leftover = Vec::new();
+    for seq in 1..=plan.group.requests {
+        if seq > 1 {
+            client.next_request(seq);
+        }
+        if !client.exchange(&mut stream, &bytes, &mut leftover).await {
+            // Dropping the stream closes the connection, as the client's exit would.
+            return;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// One client connection as it goes: its world, its plan, and the record of its current
+/// request, kept in the world's list as it changes (so a run cut short still lists it).
+struct ClientRun<'w, W: ClientWorld> {
+    world: &'w W,
+    plan: &'w Plan,
+    record: RequestRecord,
+    /// The connection, by the client's address, once connected.
+    conn: Option<String>,
+}
+
+impl<'w, W: ClientWorld> ClientRun<'w, W> {
+    fn new(world: &'w W, plan: &'w Plan) -> Self {
+        let group = &plan.group;
+        let client = ClientRun {
+            world,
+            plan,
+            record: RequestRecord {
+                client: plan.label.clone(),
+                host: group.host.clone(),
+                conn: None,
+                seq: 1,
+                method: group.method.clone(),
+                path: group.path.clone(),
+                start_us: world.now_us(),
+                connected_us: None,
+                sent_us: None,
+                first_byte_us: None,
+                done_us: None,
+                outcome: Outcome::Unfinished,
+                detail: "still waiting when the run ended".into(),
+            },
+            conn: None,
+        };
+        // Recorded before the attempt, so that a run cut short still lists it.
+        client.push();
+        client
+    }
+
+    fn push(&self) {
+        self.world
             .requests()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(record.clone());
-    };
-    // Recorded before the attempt, so that a run cut short still lists it.
-    push(&record);
-    let say = |conn: Option<&str>, kind: EventKind, text: String| {
-        world.say(&group.host, conn, kind, format!("{}: {text}", plan.label));
-    };
-    say(
-        None,
-        EventKind::Connect,
-        format!(
-            "connect() to {}:{}{}",
-            group.to,
-            group.port,
-            world.describe_target(server)
-        ),
-    );
-    let update = |record: &RequestRecord| {
-        let mut requests = world.requests().lock().unwrap_or_else(|e| e.into_inner());
+            .push(self.record.clone());
+    }
+
+    fn update(&self, record: &RequestRecord) {
+        let mut requests = self
+            .world
+            .requests()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = requests
             .iter_mut()
             .find(|r| r.client == record.client && r.seq == record.seq)
         {
             *slot = record.clone();
         }
-    };
-    let connected = tokio::time::timeout_at(deadline, world.connect(server)).await;
-    let mut stream = match connected {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            finish_failed_connect(&mut record, &e, world.now_us());
-            say(None, EventKind::Outcome, record.detail.clone());
-            update(&record);
-            return;
-        }
-        Err(_) => {
-            record.done_us = Some(world.now_us());
-            record.outcome = Outcome::GaveUp;
-            record.detail = format!(
-                "gave up after {} ms: connect() had not returned",
-                group.timeout_ms
-            );
-            say(None, EventKind::Outcome, record.detail.clone());
-            update(&record);
-            return;
-        }
-    };
-    record.conn = W::local_addr(&stream).map(|a| a.to_string());
-    record.connected_us = Some(world.now_us());
-    update(&record);
-    let conn = record.conn.clone();
-    let conn = conn.as_deref();
-    world.connected(&record);
-    say(
-        conn,
-        EventKind::Connected,
-        format!(
-            "connect() returned after {}: connected as {}",
-            crate::scenario::record::ms(record.connected_us.unwrap_or(0) - record.start_us),
-            conn.unwrap_or("?")
-        ),
-    );
-    let bytes = request_bytes(group);
-    let mut leftover = Vec::new();
-    for seq in 1..=group.requests {
-        if seq > 1 {
-            record.seq = seq;
-            record.start_us = world.now_us();
-            record.connected_us = record.connected_us.map(|_| record.start_us);
-            record.sent_us = None;
-            record.first_byte_us = None;
-            record.done_us = None;
-            record.outcome = Outcome::Unfinished;
-            record.detail = "still waiting when the run ended".into();
-            push(&record);
-        }
+    }
+
+    fn say(&self, kind: EventKind, text: String) {
+        self.world.say(
+            &self.plan.group.host,
+            self.conn.as_deref(),
+            kind,
+            format!("{}: {text}", self.plan.label),
+        );
+    }
+
+    /// The request ended so: said, and written down.
+    fn end(&self, record: &RequestRecord) {
+        self.say(EventKind::Outcome, record.detail.clone());
+        self.update(record);
+    }
+
+    /// `connect()`, within the group's timeout; `None` if it failed (the record says how).
+    async fn connect(&mut self, server: SocketAddr) -> Option<W::Stream> {
+        let (world, group) = (self.world, &self.plan.group);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
+        self.say(
+            EventKind::Connect,
+            format!(
+                "connect() to {}:{}{}",
+                group.to,
+                group.port,
+                world.describe_target(server)
+            ),
+        );
+        let stream = match tokio::time::timeout_at(deadline, world.connect(server)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                finish_failed_connect(&mut self.record, &e, world.now_us());
+                self.end(&self.record);
+                return None;
+            }
+            Err(_) => {
+                self.record.done_us = Some(world.now_us());
+                self.record.outcome = Outcome::GaveUp;
+                self.record.detail = format!(
+                    "gave up after {} ms: connect() had not returned",
+                    group.timeout_ms
+                );
+                self.end(&self.record);
+                return None;
+            }
+        };
+        self.record.conn = W::local_addr(&stream).map(|a| a.to_string());
+        self.record.connected_us = Some(world.now_us());
+        self.update(&self.record);
+        self.conn = self.record.conn.clone();
+        world.connected(&self.record);
+        self.say(
+            EventKind::Connected,
+            format!(
+                "connect() returned after {}: connected as {}",
+                crate::scenario::record::ms(
+                    self.record.connected_us.unwrap_or(0) - self.record.start_us
+                ),
+                self.conn.as_deref().unwrap_or("?")
+            ),
+        );
+        Some(stream)
+    }
+
+    /// The next request on a kept-alive connection starts now.
+    fn next_request(&mut self, seq: u32) {
+        let record = &mut self.record;
+        record.seq = seq;
+        record.start_us = self.world.now_us();
+        record.connected_us = record.connected_us.map(|_| record.start_us);
+        record.sent_us = None;
+        record.first_byte_us = None;
+        record.done_us = None;
+        record.outcome = Outcome::Unfinished;
+        record.detail = "still waiting when the run ended".into();
+        self.push();
+    }
+
+    /// Sends the request and reads its response; whether the connection can carry another.
+    async fn exchange(
+        &mut self,
+        stream: &mut W::Stream,
+        bytes: &[u8],
+        leftover: &mut Vec<u8>,
+    ) -> bool {
+        let (world, group) = (self.world, &self.plan.group);
         let request_deadline =
             tokio::time::Instant::now() + Duration::from_millis(group.timeout_ms);
-        if let Err(e) = send(&mut stream, &bytes, group.bytes_per_s).await {
+        if let Err(e) = send(stream, bytes, group.bytes_per_s).await {
             // The server may have answered before giving up on the request (a 408, a 431):
             // what it sent is still there to read, as curl reads it.
-            let mut early = record.clone();
+            let mut early = self.record.clone();
             let answered = tokio::time::timeout(
                 Duration::from_millis(100),
-                read_response(world, &mut stream, &mut leftover, &mut early),
+                read_response(world, stream, leftover, &mut early),
             )
             .await;
             if matches!(answered, Ok(Ok(_))) && early.outcome.is_status() {
@@ -245,20 +311,17 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                     early.detail,
                     errno_name(&e)
                 );
-                say(conn, EventKind::Outcome, early.detail.clone());
-                update(&early);
-                return;
+                self.end(&early);
+                return false;
             }
-            record.done_us = Some(world.now_us());
-            (record.outcome, record.detail) = io_outcome(&e, "sending the request");
-            say(conn, EventKind::Outcome, record.detail.clone());
-            update(&record);
-            return;
+            self.record.done_us = Some(world.now_us());
+            (self.record.outcome, self.record.detail) = io_outcome(&e, "sending the request");
+            self.end(&self.record);
+            return false;
         }
-        record.sent_us = Some(world.now_us());
-        update(&record);
-        say(
-            conn,
+        self.record.sent_us = Some(world.now_us());
+        self.update(&self.record);
+        self.say(
             EventKind::Sent,
             format!(
                 "sent {} {} ({} bytes)",
@@ -273,14 +336,13 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
             }
             None => request_deadline,
         };
-        let read = read_response(world, &mut stream, &mut leftover, &mut record);
-        match tokio::time::timeout_at(give_up_at, read).await {
+        let read = read_response(world, stream, leftover, &mut self.record);
+        let answered = tokio::time::timeout_at(give_up_at, read).await;
+        let record = &mut self.record;
+        match answered {
             Ok(Ok(keep_going)) => {
-                say(conn, EventKind::Outcome, record.detail.clone());
-                update(&record);
-                if !keep_going {
-                    return;
-                }
+                self.end(&self.record);
+                keep_going
             }
             Ok(Err(e)) => {
                 record.done_us = Some(world.now_us());
@@ -290,9 +352,8 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                 } else {
                     (record.outcome, record.detail) = io_outcome(&e, "waiting for the response");
                 }
-                say(conn, EventKind::Outcome, record.detail.clone());
-                update(&record);
-                return;
+                self.end(&self.record);
+                false
             }
             Err(_) => {
                 record.done_us = Some(world.now_us());
@@ -311,14 +372,11 @@ pub async fn run_connection<W: ClientWorld>(world: &W, plan: &Plan, server: Sock
                         group.timeout_ms
                     );
                 }
-                say(conn, EventKind::Outcome, record.detail.clone());
-                update(&record);
-                // Dropping the stream closes the connection, as the client's exit would.
-                return;
+                self.end(&self.record);
+                false
             }
         }
     }
-    let _ = stream.shutdown().await;
 }
 
 fn finish_failed_connect(record: &mut RequestRecord, e: &io::Error, now_us: u64) {

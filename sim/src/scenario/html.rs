@@ -761,27 +761,62 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
     let end_us = run.end_us.max(last_event).max(last_done).max(1000);
     let scale = Scale { end_us };
     let (rows, markers, origin) = worker_rows(run, end_us);
-
-    // Vertical layout, top to bottom.
-    let axis_top = 18.0;
-    let mut y = axis_top + 8.0;
-    let workers_head = y + 12.0;
-    y += 20.0;
-    let rows_top = y;
-    let row_top = |i: usize| rows_top + (LANE_H + LANE_GAP) * i as f64;
-    y += (LANE_H + LANE_GAP) * rows.len().max(1) as f64;
-    let requests_head = y + 14.0;
-    y += 22.0;
-    let requests_top = y;
-    y += (REQ_H + REQ_GAP) * run.requests.len().max(1) as f64;
-    let plot_bottom = y;
-    let height = y + 24.0;
-
+    let layout = ChartLayout::new(rows.len(), run.requests.len());
     let _ = writeln!(
         out,
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {WIDTH} {height:.0}\" role=\"img\" aria-label=\"workers and requests over virtual time\">\n<defs>{SYN_PATTERN}</defs>"
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{:.0}\" viewBox=\"0 0 {WIDTH} {:.0}\" role=\"img\" aria-label=\"workers and requests over virtual time\">\n<defs>{SYN_PATTERN}</defs>",
+        layout.height, layout.height
     );
-    // The time axis, above and below, with a grid line at each tick.
+    chart_axis(out, &scale, &layout);
+    chart_lanes(out, &rows, origin, &scale, &layout);
+    chart_requests(out, run, phases, &scale, &layout);
+    chart_markers(out, &markers, &scale, &layout);
+    let _ = writeln!(out, "</svg>");
+}
+
+/// Where the chart's parts sit, top to bottom.
+struct ChartLayout {
+    axis_top: f64,
+    workers_head: f64,
+    rows_top: f64,
+    requests_head: f64,
+    requests_top: f64,
+    plot_bottom: f64,
+    height: f64,
+}
+
+impl ChartLayout {
+    fn new(rows: usize, requests: usize) -> ChartLayout {
+        let axis_top = 18.0;
+        let mut y = axis_top + 8.0;
+        let workers_head = y + 12.0;
+        y += 20.0;
+        let rows_top = y;
+        y += (LANE_H + LANE_GAP) * rows.max(1) as f64;
+        let requests_head = y + 14.0;
+        y += 22.0;
+        let requests_top = y;
+        y += (REQ_H + REQ_GAP) * requests.max(1) as f64;
+        ChartLayout {
+            axis_top,
+            workers_head,
+            rows_top,
+            requests_head,
+            requests_top,
+            plot_bottom: y,
+            height: y + 24.0,
+        }
+    }
+
+    /// The top of the workers' row `i`.
+    fn row_top(&self, i: usize) -> f64 {
+        self.rows_top + (LANE_H + LANE_GAP) * i as f64
+    }
+}
+
+/// The time axis, above and below, with a grid line at each tick.
+fn chart_axis(out: &mut String, scale: &Scale, layout: &ChartLayout) {
+    let (end_us, axis_top, plot_bottom) = (scale.end_us, layout.axis_top, layout.plot_bottom);
     let step = tick_step(end_us);
     let in_seconds = end_us >= 2_000_000;
     let _ = writeln!(out, "<g class=\"axis\">");
@@ -802,7 +837,18 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
         "<text class=\"sub\" x=\"4\" y=\"{:.1}\">virtual time →</text></g>",
         axis_top - 4.0
     );
+}
 
+/// The workers' lanes (busy, idle, ... as the master's list shows them), or a master's row.
+fn chart_lanes(
+    out: &mut String,
+    rows: &[Row],
+    origin: Option<bool>,
+    scale: &Scale,
+    layout: &ChartLayout,
+) {
+    let workers_head = layout.workers_head;
+    let row_top = |i: usize| layout.row_top(i);
     let _ = writeln!(
         out,
         "<text class=\"head\" x=\"4\" y=\"{workers_head:.1}\">{}</text>",
@@ -877,8 +923,18 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
         }
         let _ = writeln!(out, "</g>");
     }
+}
 
-    // Requests.
+/// One bar per request, split into its phases, with its outcome beside it.
+fn chart_requests(
+    out: &mut String,
+    run: &RunOutput,
+    phases: &[Phases],
+    scale: &Scale,
+    layout: &ChartLayout,
+) {
+    let (end_us, requests_head, requests_top) =
+        (scale.end_us, layout.requests_head, layout.requests_top);
     let _ = writeln!(
         out,
         "<text class=\"head\" x=\"4\" y=\"{requests_head:.1}\">requests, one bar each from connect() to the last byte</text>"
@@ -964,11 +1020,20 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
             esc(&tag)
         );
     }
+}
 
-    // Markers last, over the lanes and bars; an operator's signal also gets a line across the
-    // chart, so that its effect on the requests below can be seen.
+/// Markers last, over the lanes and bars; an operator's signal also gets a line across the
+/// chart, so that its effect on the requests below can be seen.
+fn chart_markers(
+    out: &mut String,
+    markers: &[(usize, &Event)],
+    scale: &Scale,
+    layout: &ChartLayout,
+) {
+    let (axis_top, plot_bottom) = (layout.axis_top, layout.plot_bottom);
+    let row_top = |i: usize| layout.row_top(i);
     let mut taken: BTreeMap<(usize, i64), u32> = BTreeMap::new();
-    for (row, event) in &markers {
+    for (row, event) in markers {
         let x = scale.x(event.at_us);
         let row_y = row_top(*row) + LANE_H / 2.0;
         // Several events at one moment on one row sit side by side (the title has the time).
@@ -990,7 +1055,6 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
             marker_shape(event.kind, x + dx, row_y)
         );
     }
-    let _ = writeln!(out, "</svg>");
 }
 
 /// Connection → when the server saw it established (the start of its queue wait).

@@ -82,93 +82,144 @@ fn run_command(
 
     // The servers first, so that their addresses are the same in every run.
     let servers = scenario.servers();
-    for host in &servers {
-        let net = if host == SERVER_HOST {
-            net.clone()
-        } else {
-            net.with_host(host, server_sysctls.clone())
-        };
-        if scenario.machine.uid == 0 {
-            net.set_privileged(true);
-        }
-        let (setup, trace, shared) = (setup.clone(), trace.clone(), shared.clone());
-        let local: Vec<Plan> = plans
-            .iter()
-            .filter(|p| &p.group.host == host)
-            .cloned()
-            .collect();
-        let busy_ports = scenario.machine.busy_ports.clone();
-        let name = host.clone();
-        sim.host(host.as_str(), move || {
-            let (setup, net, trace, shared) =
-                (setup.clone(), net.clone(), trace.clone(), shared.clone());
-            let (busy_ports, local, name) = (busy_ports.clone(), local.clone(), name.clone());
-            async move {
-                let squatters = occupy_ports(&net, &busy_ports, &trace);
-                spawn_clients(&net, &local, &shared);
-                let machines = shared.machines.clone();
-                let status = run_server(setup, net, trace, move |machine| {
-                    machines
+    let world = RunWorld {
+        scenario,
+        net: &net,
+        plans: &plans,
+        shared: &shared,
+    };
+    world.add_servers(&mut sim, &servers, &setup, &server_sysctls);
+    world.add_balancer(&mut sim, setup.machine.epoch_unix);
+    world.add_client_hosts(&mut sim, &servers);
+    world.add_lab(&mut sim, variant.as_deref(), limit);
+    let outcome = sim.run();
+    collect(outcome, variant, command, seed, &shared, servers)
+}
+
+/// What every host of one run is built from.
+struct RunWorld<'a> {
+    scenario: &'a Scenario,
+    /// The first server's network; every other host joins it.
+    net: &'a SimNet,
+    plans: &'a [Plan],
+    shared: &'a Shared,
+}
+
+impl RunWorld<'_> {
+    /// The server machines, each running the command (and the older programs holding ports,
+    /// and the clients that run on the machine itself).
+    fn add_servers(
+        &self,
+        sim: &mut turmoil::Sim<'_>,
+        servers: &[String],
+        setup: &ServerSetup,
+        server_sysctls: &Sysctls,
+    ) {
+        let (scenario, net, plans) = (self.scenario, self.net, self.plans);
+        let trace = &self.shared.trace;
+        let shared = self.shared;
+        for host in servers {
+            let net = if host == SERVER_HOST {
+                net.clone()
+            } else {
+                net.with_host(host, server_sysctls.clone())
+            };
+            if scenario.machine.uid == 0 {
+                net.set_privileged(true);
+            }
+            let (setup, trace, shared) = (setup.clone(), trace.clone(), shared.clone());
+            let local: Vec<Plan> = plans
+                .iter()
+                .filter(|p| &p.group.host == host)
+                .cloned()
+                .collect();
+            let busy_ports = scenario.machine.busy_ports.clone();
+            let name = host.clone();
+            sim.host(host.as_str(), move || {
+                let (setup, net, trace, shared) =
+                    (setup.clone(), net.clone(), trace.clone(), shared.clone());
+                let (busy_ports, local, name) = (busy_ports.clone(), local.clone(), name.clone());
+                async move {
+                    let squatters = occupy_ports(&net, &busy_ports, &trace);
+                    spawn_clients(&net, &local, &shared);
+                    let machines = shared.machines.clone();
+                    let status = run_server(setup, net, trace, move |machine| {
+                        machines
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(machine.host.clone(), machine.clone());
+                    })
+                    .await;
+                    shared
+                        .exits
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(machine.host.clone(), machine.clone());
-                })
-                .await;
-                shared
-                    .exits
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name, status);
-                shared.changed.notify_waiters();
-                let _squatters = squatters;
-                // Loopback clients may still be waiting for their outcome.
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
+                        .insert(name, status);
+                    shared.changed.notify_waiters();
+                    let _squatters = squatters;
+                    // Loopback clients may still be waiting for their outcome.
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+        }
     }
-    if let Some(spec) = &scenario.balancer {
-        let lb_net = net.with_host(&spec.host, Sysctls::default());
-        // nginx's master runs as root to bind port 80.
-        lb_net.set_privileged(true);
-        let (spec, trace) = (spec.clone(), trace.clone());
-        let epoch = setup.machine.epoch_unix;
-        sim.host(spec.host.clone().as_str(), move || {
-            let (spec, lb_net, trace) = (spec.clone(), lb_net.clone(), trace.clone());
-            async move {
-                super::balancer::run_balancer(spec, lb_net, trace, epoch).await;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
+
+    /// The load balancer in front of the servers, if the scenario has one.
+    fn add_balancer(&self, sim: &mut turmoil::Sim<'_>, epoch: u64) {
+        let (scenario, net) = (self.scenario, self.net);
+        let trace = &self.shared.trace;
+        if let Some(spec) = &scenario.balancer {
+            let lb_net = net.with_host(&spec.host, Sysctls::default());
+            // nginx's master runs as root to bind port 80.
+            lb_net.set_privileged(true);
+            let (spec, trace) = (spec.clone(), trace.clone());
+            sim.host(spec.host.clone().as_str(), move || {
+                let (spec, lb_net, trace) = (spec.clone(), lb_net.clone(), trace.clone());
+                async move {
+                    super::balancer::run_balancer(spec, lb_net, trace, epoch).await;
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+        }
     }
-    let mut hosts: Vec<String> = plans
-        .iter()
-        .map(|p| p.group.host.clone())
-        .filter(|h| !servers.contains(h))
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    for host in hosts {
-        let client_net = net.with_host(&host, Sysctls::default());
-        let local: Vec<Plan> = plans
+
+    /// The other machines the clients run on.
+    fn add_client_hosts(&self, sim: &mut turmoil::Sim<'_>, servers: &[String]) {
+        let (net, plans) = (self.net, self.plans);
+        let mut hosts: Vec<String> = plans
             .iter()
-            .filter(|p| p.group.host == host)
-            .cloned()
+            .map(|p| p.group.host.clone())
+            .filter(|h| !servers.contains(h))
             .collect();
-        let shared = shared.clone();
-        sim.host(host.as_str(), move || {
-            let (client_net, local, shared) = (client_net.clone(), local.clone(), shared.clone());
-            async move {
-                spawn_clients(&client_net, &local, &shared);
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
+        hosts.sort();
+        hosts.dedup();
+        for host in hosts {
+            let client_net = net.with_host(&host, Sysctls::default());
+            let local: Vec<Plan> = plans
+                .iter()
+                .filter(|p| p.group.host == host)
+                .cloned()
+                .collect();
+            let shared = self.shared.clone();
+            sim.host(host.as_str(), move || {
+                let (client_net, local, shared) =
+                    (client_net.clone(), local.clone(), shared.clone());
+                async move {
+                    spawn_clients(&client_net, &local, &shared);
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+        }
     }
-    {
-        let (shared, trace) = (shared.clone(), trace.clone());
-        let faults = scenario.faults_of(variant.as_deref()).to_vec();
+
+    /// The lab: fires the faults, then waits for every client and what follows the last one.
+    fn add_lab(&self, sim: &mut turmoil::Sim<'_>, variant: Option<&str>, limit: Duration) {
+        let scenario = self.scenario;
+        let (shared, trace) = (self.shared.clone(), self.shared.trace.clone());
+        let faults = scenario.faults_of(variant).to_vec();
         let linger = Duration::from_millis(scenario.linger_ms);
         sim.client("lab", async move {
             let lab = async {
@@ -207,7 +258,19 @@ fn run_command(
             Ok(())
         });
     }
-    if let Err(e) = sim.run() {
+}
+
+/// The run's records, once the simulation has stopped (with `outcome`).
+fn collect(
+    outcome: turmoil::Result,
+    variant: Option<String>,
+    command: &str,
+    seed: u64,
+    shared: &Shared,
+    servers: Vec<String>,
+) -> RunOutput {
+    let trace = &shared.trace;
+    if let Err(e) = outcome {
         trace.record(
             "lab",
             None,
