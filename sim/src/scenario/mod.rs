@@ -414,6 +414,8 @@ pub struct ScenarioError {
     pub message: String,
     /// The offending line of the file, for the caret.
     pub excerpt: Option<String>,
+    /// The file's other problems, each with its own place: a file is reported whole.
+    pub more: Vec<ScenarioError>,
 }
 
 impl fmt::Display for ScenarioError {
@@ -430,6 +432,9 @@ impl fmt::Display for ScenarioError {
                 "", "", "^"
             )?;
         }
+        for other in &self.more {
+            write!(f, "\n{other}")?;
+        }
         Ok(())
     }
 }
@@ -445,11 +450,12 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
             excerpt: place.and_then(|(line, _)| text.lines().nth(line - 1).map(str::to_string)),
             place,
             message: e.message().trim().to_string(),
+            more: Vec::new(),
         }
     })?;
-    scenario.validate().map_err(|message| {
+    let mut problems = scenario.validate().into_iter().map(|problem| {
         // Point at the first line that mentions what is wrong, when there is one.
-        let place = message.key.as_deref().and_then(|key| {
+        let place = problem.key.as_deref().and_then(|key| {
             text.lines()
                 .position(|l| l.trim_start().starts_with(key))
                 .map(|i| {
@@ -463,9 +469,14 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
             file: file.to_string(),
             excerpt: place.and_then(|(line, _)| text.lines().nth(line - 1).map(str::to_string)),
             place,
-            message: message.text,
+            message: problem.text,
+            more: Vec::new(),
         }
-    })?;
+    });
+    if let Some(mut first) = problems.next() {
+        first.more = problems.collect();
+        return Err(first);
+    }
     Ok(scenario)
 }
 
@@ -518,27 +529,39 @@ impl Scenario {
             .unwrap_or(&self.faults)
     }
 
-    fn validate(&self) -> Result<(), Invalid> {
+    /// Every semantic mistake of the scenario, in the order of the file's parts.
+    fn validate(&self) -> Vec<Invalid> {
+        let mut problems = Vec::new();
+        self.check_commands(&mut problems);
+        self.check_machine(&mut problems);
+        let targets = self.check_hosts(&mut problems);
+        self.check_clients(&targets, &mut problems);
+        self.check_faults_and_expectations(&mut problems);
+        problems
+    }
+
+    fn check_commands(&self, problems: &mut Vec<Invalid>) {
         match (&self.command, self.variants.is_empty()) {
-            (Some(_), false) => {
-                return Err(invalid(
-                    "variants",
-                    "both `command` and `[[variants]]` are given: use `command` for one command line, or `[[variants]]` (each with a name and a command) to compare several".into(),
-                ))
-            }
-            (None, true) => {
-                return Err(Invalid {
-                    key: None,
-                    text: "no `command`: write the server's command line as typed, e.g. command = \"uwsgi --http-socket :8000 --module mysite.wsgi\"".into(),
-                })
-            }
+            (Some(_), false) => problems.push(invalid(
+                "variants",
+                "both `command` and `[[variants]]` are given: use `command` for one command line, or `[[variants]]` (each with a name and a command) to compare several".into(),
+            )),
+            (None, true) => problems.push(Invalid {
+                key: None,
+                text: "no `command`: write the server's command line as typed, e.g. command = \"uwsgi --http-socket :8000 --module mysite.wsgi\"".into(),
+            }),
             _ => {}
         }
         for (_, command) in self.commands() {
-            split_command(&command).map_err(|e| invalid("command", e))?;
+            if let Err(e) = split_command(&command) {
+                problems.push(invalid("command", e));
+            }
         }
+    }
+
+    fn check_machine(&self, problems: &mut Vec<Invalid>) {
         if !self.machine.cwd.is_absolute() {
-            return Err(invalid(
+            problems.push(invalid(
                 "cwd",
                 format!(
                     "machine.cwd must be an absolute path (where the command was typed), not {:?}",
@@ -547,7 +570,7 @@ impl Scenario {
             ));
         }
         if self.machine.cores == 0 {
-            return Err(invalid("cores", "machine.cores must be at least 1".into()));
+            problems.push(invalid("cores", "machine.cores must be at least 1".into()));
         }
         for path in self.files.keys().chain(&self.dirs) {
             if !path.starts_with('/') {
@@ -556,16 +579,20 @@ impl Scenario {
                 } else {
                     " (in TOML a key written after a [table] header belongs to that table: move top-level keys such as `command` above the first [table])"
                 };
-                return Err(invalid(
+                problems.push(invalid(
                     path,
                     format!("file paths must be absolute: {path:?}{hint}"),
                 ));
             }
         }
+    }
+
+    /// Checks the servers and the balancer; the hosts a client may talk to.
+    fn check_hosts(&self, problems: &mut Vec<Invalid>) -> Vec<String> {
         let servers = self.servers();
         for name in &self.more_servers {
             if name.is_empty() || name.contains(char::is_whitespace) || name == SERVER_HOST {
-                return Err(invalid(
+                problems.push(invalid(
                     "more_servers",
                     format!(
                         "more_servers: {name:?} must be a single word other than \"{SERVER_HOST}\""
@@ -577,7 +604,7 @@ impl Scenario {
         if let Some(b) = &self.balancer {
             for backend in &b.backends {
                 if !servers.contains(backend) {
-                    return Err(invalid(
+                    problems.push(invalid(
                         "backends",
                         format!(
                             "balancer.backends: {backend:?} is not a server (servers: {})",
@@ -588,10 +615,14 @@ impl Scenario {
             }
             targets.push(b.host.clone());
         }
+        targets
+    }
+
+    fn check_clients(&self, targets: &[String], problems: &mut Vec<Invalid>) {
         for (i, client) in self.clients.iter().enumerate() {
             let n = i + 1;
             if !targets.contains(&client.to) {
-                return Err(invalid(
+                problems.push(invalid(
                     "to",
                     format!(
                         "[[clients]] #{n}: `to = {:?}` is not a host of this scenario (expected one of {})",
@@ -601,25 +632,25 @@ impl Scenario {
                 ));
             }
             if targets.contains(&client.host) && client.host != client.to {
-                return Err(invalid(
+                problems.push(invalid(
                     "host",
                     format!("[[clients]] #{n}: clients run on the machine they talk to or on a host of their own, not on {:?}", client.host),
                 ));
             }
             if client.host.is_empty() || client.host.contains(char::is_whitespace) {
-                return Err(invalid(
+                problems.push(invalid(
                     "host",
                     format!("[[clients]] #{n}: `host` must be a single word"),
                 ));
             }
             if client.count == 0 || client.requests == 0 {
-                return Err(invalid(
+                problems.push(invalid(
                     "count",
                     format!("[[clients]] #{n}: `count` and `requests` must be at least 1"),
                 ));
             }
             if client.bytes_per_s == Some(0) {
-                return Err(invalid(
+                problems.push(invalid(
                     "bytes_per_s",
                     format!("[[clients]] #{n}: `bytes_per_s` must be at least 1"),
                 ));
@@ -629,19 +660,23 @@ impl Scenario {
                 .as_ref()
                 .is_some_and(|r| r.chars().any(|c| c as u32 > 255))
             {
-                return Err(invalid(
+                problems.push(invalid(
                     "raw",
                     format!("[[clients]] #{n}: `raw` holds bytes as latin-1 characters; a character above U+00FF cannot be sent"),
                 ));
             }
         }
+    }
+
+    fn check_faults_and_expectations(&self, problems: &mut Vec<Invalid>) {
+        let servers = self.servers();
         let all_faults = self
             .faults
             .iter()
             .chain(self.variants.iter().flat_map(|v| v.faults.iter().flatten()));
         for (i, fault) in all_faults.enumerate() {
             if !servers.contains(&fault.host) {
-                return Err(invalid(
+                problems.push(invalid(
                     "host",
                     format!(
                         "[[faults]] #{}: `host = {:?}` is not a server (servers: {})",
@@ -657,14 +692,13 @@ impl Scenario {
         for expect in expects {
             if let Some(ExitExpectation::Word(word)) = &expect.exit_status {
                 if word != "running" {
-                    return Err(invalid(
+                    problems.push(invalid(
                         "exit_status",
                         format!("expect.exit_status is a number or \"running\", not {word:?}"),
                     ));
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -726,6 +760,28 @@ mod tests {
     fn broken_toml_is_reported_where_it_breaks() {
         let e = parse("title = \"t\nteaches = 1\n", "b.toml").unwrap_err();
         assert_eq!(e.place.map(|p| p.0), Some(1), "{e}");
+    }
+
+    #[test]
+    fn every_semantic_mistake_of_a_file_is_reported_at_once() {
+        let text = "title = \"t\"\nteaches = \"x\"\ncommand = \"uwsgi --http-socket :8000\"\n[machine]\ncwd = \"srv\"\ncores = 0\n[[clients]]\ncount = 0\n";
+        let e = parse(text, "three.toml").unwrap_err();
+        let shown = e.to_string();
+        assert_eq!(e.more.len(), 2, "{shown}");
+        assert!(
+            shown.starts_with("three.toml:5:1: machine.cwd must be an absolute path"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("three.toml:6:1: machine.cores must be at least 1"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "three.toml:8:1: [[clients]] #1: `count` and `requests` must be at least 1"
+            ),
+            "{shown}"
+        );
     }
 
     #[test]
