@@ -106,16 +106,6 @@ impl SimNet {
         }
     }
 
-    /// Like [`SimNet::with_host`], with an address of its own rather than turmoil's.
-    pub fn with_host_at(&self, host: &str, ip: IpAddr, sysctls: Sysctls) -> SimNet {
-        self.kernel
-            .with(|state| state.add_host(host, sysctls, Some(ip)));
-        SimNet {
-            kernel: self.kernel.clone(),
-            host: host.to_string(),
-        }
-    }
-
     pub fn host(&self) -> &str {
         &self.host
     }

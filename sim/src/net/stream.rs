@@ -53,10 +53,6 @@ impl SimStream {
         Ok(self.local)
     }
 
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.peer)
-    }
-
     /// Closes the connection with a RST whatever is unread (`SO_LINGER` with a zero timeout).
     pub fn reset(self) {
         let (id, side) = (self.id, self.side);

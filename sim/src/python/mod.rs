@@ -467,11 +467,6 @@ impl<E: AppExecutor> SimPython<E> {
         self
     }
 
-    /// The process this interpreter now belongs to (after a fork, the child's view).
-    pub fn set_process(&mut self, process: Arc<dyn ProcessView>) {
-        self.process = process;
-    }
-
     pub fn install(&self) -> &PythonInstall {
         &self.install
     }
@@ -479,11 +474,6 @@ impl<E: AppExecutor> SimPython<E> {
     /// Threads and connections started by imports, in the order they happened.
     pub fn import_effects(&self) -> &[ImportEffect] {
         &self.effects
-    }
-
-    /// The connection the app's module opened at import, if it did, and who holds it.
-    pub fn imported_connection(&self) -> Option<&Arc<ImportedConnection>> {
-        self.connection.as_ref()
     }
 
     /// `sys.modules`, by name (empty before `start`).
