@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::scenario::run::RunOutput;
-use crate::scenario::{split_command, Scenario, OUTCOME_WORDS, SERVER_HOST};
+use crate::scenario::{Scenario, OUTCOME_WORDS, SERVER_HOST};
 use crate::trace::{Category, Event};
 
 /// A broken invariant: which, when, and the event that broke it.
@@ -81,25 +81,17 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(scenario: &Scenario, run: &RunOutput) -> Facts {
-        let args: Vec<std::ffi::OsString> = split_command(&run.command)
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect();
         let mut facts = Facts::default();
-        // Read as the simulation reads it: no real working directory or files.
-        let no_files = |_: &std::path::Path| -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        };
+        // Read as the simulated server read it: the scenario's files and environment.
+        let setup = crate::scenario::run::server_setup(scenario, &run.command);
         if let Ok(server::config::ConfigOutcome::Run(config)) =
-            server::config::parse_serve_args_in(&args, std::path::Path::new("/"), &no_files)
+            crate::world::parse_command(&setup)
         {
             facts.processes = config.processes.max(1) as usize;
             facts.threads = config.threads.max(1) as usize;
             facts.master_mode = config.master || config.processes > 1;
             facts.lazy_apps = config.lazy_apps;
         }
-        let _ = scenario;
         for (i, e) in server_events(run) {
             if e.category == Category::Log {
                 if let Some(pid) = number_after(&e.text, "uWSGI master process (pid: ") {
