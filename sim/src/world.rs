@@ -146,9 +146,7 @@ impl ConfigHost for SimConfigHost<'_> {
 
 /// Reads the scenario's command line as `wsgilab serve` reads its own, against the scenario's
 /// files and environment.
-pub fn parse_command(
-    setup: &ServerSetup,
-) -> Result<ConfigOutcome, server::config::ConfigError> {
+pub fn parse_command(setup: &ServerSetup) -> Result<ConfigOutcome, server::config::ConfigError> {
     let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
     parse_serve_args_host(&args, &SimConfigHost { setup })
 }

@@ -444,7 +444,6 @@ pub(super) fn build_config(
     })
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Values
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +485,8 @@ fn parse_addr(spec: &str) -> Result<Addr, String> {
                 }
             }
         };
+    // uWSGI reads the port with atoi: spaces around it are fine (`: 5000`).
+    let port = port.trim();
     if port.is_empty() {
         return Err(format!("no port after '{host}:'; {example}"));
     }
@@ -569,7 +570,6 @@ fn parse_plugins(s: &str) -> Result<String, String> {
     }
     Ok(s.to_string())
 }
-
 
 pub(super) fn find_long<'c>(cmd: &'c clap::Command, key: &str) -> Option<&'c clap::Arg> {
     cmd.get_arguments().find(|a| {

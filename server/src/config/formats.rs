@@ -249,8 +249,7 @@ impl JsonParser<'_> {
             .count()
     }
     fn ws(&mut self) {
-        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r')
-        {
+        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
             self.pos += 1;
         }
     }
@@ -338,7 +337,10 @@ impl JsonParser<'_> {
                 let start = self.pos;
                 self.pos += 1;
                 while self.pos < self.s.len()
-                    && matches!(self.s[self.pos], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    && matches!(
+                        self.s[self.pos],
+                        b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'
+                    )
                 {
                     self.pos += 1;
                 }
@@ -419,13 +421,17 @@ pub fn parse_json(text: &str, section: &str) -> Parsed {
     };
     p.ws();
     if p.pos < p.s.len() {
-        out.errors
-            .push((p.line(), "invalid JSON: text after the top-level value".into()));
+        out.errors.push((
+            p.line(),
+            "invalid JSON: text after the top-level value".into(),
+        ));
         return out;
     }
     let Json::Object(fields) = root else {
-        out.errors
-            .push((1, "the top level must be an object, e.g. {\"uwsgi\": {...}}".into()));
+        out.errors.push((
+            1,
+            "the top level must be an object, e.g. {\"uwsgi\": {...}}".into(),
+        ));
         return out;
     };
     let Some((_, Json::Object(options), _)) = fields.into_iter().find(|(k, _, _)| k == section)
@@ -552,8 +558,7 @@ pub fn parse_xml(text: &str, section: &str) -> Parsed {
                 let wanted = if section == "uwsgi" {
                     name == "uwsgi" && id.is_none_or(|_| true)
                 } else {
-                    id.and_then(|v| v.split(['"', '\'']).next()) == Some(section)
-                        || name == section
+                    id.and_then(|v| v.split(['"', '\'']).next()) == Some(section) || name == section
                 };
                 if wanted {
                     in_root = true;
@@ -672,7 +677,9 @@ mod tests {
         );
         assert_eq!(p.items[4].line, 2);
         assert_eq!(p.warnings.len(), 1);
-        assert!(!parse_json("{\"uwsgi\": {\"a\": }", "uwsgi").errors.is_empty());
+        assert!(!parse_json("{\"uwsgi\": {\"a\": }", "uwsgi")
+            .errors
+            .is_empty());
         assert!(!parse_json("{\"app\": {}}", "uwsgi").found_section);
     }
 

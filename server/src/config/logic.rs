@@ -83,7 +83,9 @@ pub fn apply(
 ) -> Result<Vec<String>, String> {
     let sub = |v: &str, _: &str| value.replace("%(_)", v);
     let path = |p: &str, cx: &dyn LogicContext| cx.cwd().join(p);
-    // `NAME=VALUE` compares the value; `NAME` asks whether it is set.
+    // `NAME=VALUE` compares the value; `NAME` asks whether it is set. The result is the text
+    // `%(_)` becomes: the value found, or, when a negated test holds because nothing was found,
+    // `%(_)` itself (uWSGI substitutes a NULL, which leaves the text as it is).
     let compare = |found: Option<String>, negated: bool| -> Option<String> {
         let (_, want) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -95,7 +97,7 @@ pub fn apply(
             (None, _) => false,
         };
         if holds != negated {
-            Some(found.unwrap_or_default())
+            Some(found.unwrap_or_else(|| "%(_)".to_string()))
         } else {
             None
         }
@@ -131,7 +133,9 @@ pub fn apply(
         Logic::IfDir(neg) => one(cx.is_dir(&path(arg, cx)) != neg, arg),
         // wsgilab has the python and http plugins built in, and only those.
         Logic::IfPlugin(neg) => {
-            let p = arg.trim_end_matches("_plugin.so").trim_end_matches("_plugin");
+            let p = arg
+                .trim_end_matches("_plugin.so")
+                .trim_end_matches("_plugin");
             let loaded = p == "http" || p == "corerouter" || p.starts_with("python");
             one(loaded != neg, arg)
         }
@@ -142,12 +146,11 @@ pub fn apply(
             .collect(),
         Logic::ForTimes => {
             let n = super::placeholders::strtoll(arg).clamp(0, 100_000);
-            (1..=n).map(|i| sub(&i.to_string(), &i.to_string())).collect()
+            (1..=n)
+                .map(|i| sub(&i.to_string(), &i.to_string()))
+                .collect()
         }
-        Logic::ForGlob => glob(arg, cx)
-            .into_iter()
-            .map(|p| sub(&p, &p))
-            .collect(),
+        Logic::ForGlob => glob(arg, cx).into_iter().map(|p| sub(&p, &p)).collect(),
         Logic::ForReadline => {
             let text = cx.read_file(&path(arg, cx)).ok_or_else(|| {
                 format!("for-readline: cannot open '{arg}' (the file to read lines from)")
@@ -362,7 +365,10 @@ mod tests {
     fn loops_follow_uwsgi() {
         let mut c = cx();
         let mut a = |l, arg: &str, v: &str| apply(l, arg, v, &mut c).unwrap();
-        assert_eq!(a(Logic::For, "a  b c", "/x/%(_)"), vec!["/x/a", "/x/b", "/x/c"]);
+        assert_eq!(
+            a(Logic::For, "a  b c", "/x/%(_)"),
+            vec!["/x/a", "/x/b", "/x/c"]
+        );
         assert_eq!(a(Logic::ForTimes, "3", "%(_)"), vec!["1", "2", "3"]);
         assert_eq!(a(Logic::ForReadline, "lines.txt", "%(_)"), vec!["a", "b"]);
         assert_eq!(

@@ -438,7 +438,7 @@ fn to_config(
     let mut argv: Vec<String> = vec![cli::BIN_NAME.to_string()];
     let mut flags: BTreeMap<String, (bool, String)> = BTreeMap::new();
     let mut warned: Vec<&str> = Vec::new();
-    for e in entries.iter().filter(|e| !e.language && !e.broken) {
+    for e in entries.iter().filter(|e| !e.language) {
         let Some(opt) = options::lookup(&e.key) else {
             continue; // a placeholder
         };
@@ -449,6 +449,26 @@ fn to_config(
             e.key.clone()
         };
         if let Some(arg) = cli::find_long(&cmd, &e.key) {
+            // A reference uWSGI could not expand stays in the value as text; wsgilab would use
+            // that text (chdir to a literal `%(base)`), so here it is an error.
+            if !e.unresolved.is_empty() {
+                errors.extend(e.unresolved.iter().map(|u| e.origin.message(u)));
+                continue;
+            }
+            if let Some(v) = &e.value {
+                if let Some((_, _, r)) = ['$', '@', '%']
+                    .iter()
+                    .find_map(|&s| placeholders::find_reference(v, s).map(|f| (s, f)))
+                    .map(|(s, (a, b, _))| (s, a, &v[a..b]))
+                {
+                    errors.push(e.origin.message(&format!(
+                        "the value still holds '{r}' after expansion (it came through a \
+                         placeholder whose own reference could not be expanded; uWSGI would use \
+                         the text as it is)"
+                    )));
+                    continue;
+                }
+            }
             if !arg.get_action().takes_values() {
                 let on = !reader::is_false(e.value.as_deref());
                 if let Some(v) = e.value.as_deref() {
@@ -468,6 +488,16 @@ fn to_config(
             if NUMERIC.contains(&arg.get_id().as_str()) {
                 if let Some(v) = value.clone() {
                     match placeholders::leading_integer(&v) {
+                        // uWSGI reads no number as 0; for post-buffering (no effect in
+                        // wsgilab) that is harmless, so it is said, not refused.
+                        (None, _) if arg.get_id() == "post_buffering" => {
+                            warnings.push(e.origin.message(&format!(
+                                "'{}' is read as 0, as uWSGI reads a value without a number \
+                                 (write a number of bytes)",
+                                e.key
+                            )));
+                            value = Some("0".to_string());
+                        }
                         (None, _) => {
                             errors.push(e.origin.message(&format!(
                                 "invalid value '{v}' for '{display}': expected a whole number"
@@ -492,13 +522,22 @@ fn to_config(
                 Some(v) => format!("--{}={v}", e.key),
                 None => format!("--{}", e.key),
             };
-            if let Err(err) = cmd.clone().try_get_matches_from([cli::BIN_NAME, text.as_str()]) {
-                if !matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            if let Err(err) = cmd
+                .clone()
+                .try_get_matches_from([cli::BIN_NAME, text.as_str()])
+            {
+                if !matches!(
+                    err.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+                ) {
                     let key = (!cmdline).then_some(e.key.as_str());
                     let mut m = cli::condense_body(&err, key);
                     if cmdline {
                         // clap saw `--key=value`; the user may have typed `--key value`.
-                        m = m.replace(&format!("'--{}={}'", e.key, value.unwrap_or_default()), &format!("'--{}'", e.key));
+                        m = m.replace(
+                            &format!("'--{}={}'", e.key, value.unwrap_or_default()),
+                            &format!("'--{}'", e.key),
+                        );
                     }
                     errors.push(e.origin.message(&m));
                 }
@@ -941,8 +980,9 @@ mod tests {
             err(&["--proceses", "2"]),
             "unknown option '--proceses' (did you mean --processes?)"
         );
-        assert!(err(&["--emperor", "/etc/uwsgi"])
-            .starts_with("'--emperor' is a uWSGI option that wsgilab refuses: wsgilab does not run an emperor"));
+        assert!(err(&["--emperor", "/etc/uwsgi"]).starts_with(
+            "'--emperor' is a uWSGI option that wsgilab refuses: wsgilab does not run an emperor"
+        ));
         assert_eq!(
             err(&["--frobnicate", "3"]),
             "unknown option '--frobnicate' (not a uWSGI option; see 'wsgilab serve --help')"
@@ -1049,9 +1089,13 @@ lazy-apps = yes
         assert_eq!(c.processes, 7);
         assert_eq!(c.ini_files, vec!["app.ini:other".to_string()]);
         // uWSGI only warns when the section is missing, and reads nothing.
-        let c = cfg_with(&["--ini", "app.ini"], &[("app.ini", "[other]\nprocesses=7\n")]);
+        let c = cfg_with(
+            &["--ini", "app.ini"],
+            &[("app.ini", "[other]\nprocesses=7\n")],
+        );
         assert_eq!(c.processes, 1);
-        assert!(c.warnings[0].starts_with("can't find section \"uwsgi\" in INI configuration file app.ini"));
+        assert!(c.warnings[0]
+            .starts_with("can't find section \"uwsgi\" in INI configuration file app.ini"));
     }
 
     #[test]
@@ -1076,12 +1120,17 @@ lazy-apps = yes
             );
         }
         // uWSGI's uwsgi_opt_true: anything but false/off/no/0 is true; wsgilab says so.
-        let c = cfg_with(&["--ini", "a.ini"], &[("a.ini", "[uwsgi]\n\nmaster = maybe\n")]);
+        let c = cfg_with(
+            &["--ini", "a.ini"],
+            &[("a.ini", "[uwsgi]\n\nmaster = maybe\n")],
+        );
         assert!(c.master);
         assert_eq!(
             c.warnings,
-            ["a.ini:3: 'master = maybe': 'master' is a yes/no option: uWSGI reads 'maybe' as \
-              true (only false, off, no and 0 are false); write true or false"]
+            [
+                "a.ini:3: 'master = maybe': 'master' is a yes/no option: uWSGI reads 'maybe' as \
+              true (only false, off, no and 0 are false); write true or false"
+            ]
         );
     }
 
@@ -1207,7 +1256,11 @@ lazy-apps = yes
             )],
         );
         assert_eq!(c.chdir, Some(PathBuf::from("/srv")));
-        let w: Vec<&String> = c.warnings.iter().filter(|w| w.contains("never used")).collect();
+        let w: Vec<&String> = c
+            .warnings
+            .iter()
+            .filter(|w| w.contains("never used"))
+            .collect();
         assert_eq!(w.len(), 1, "{:?}", c.warnings);
         assert!(
             w[0].contains("'htp-socket' (app.ini:2, did you mean http-socket?)")
@@ -1223,9 +1276,14 @@ lazy-apps = yes
         )
         .unwrap_err();
         assert_eq!(e.lines().len(), 2, "{e}");
-        assert!(e.lines()[0].starts_with("app.ini:2: 'htp-socket = :8000': 'htp-socket' is not a \
+        assert!(
+            e.lines()[0].starts_with(
+                "app.ini:2: 'htp-socket = :8000': 'htp-socket' is not a \
                                           uWSGI option, and strict mode allows no placeholders \
-                                          (did you mean http-socket?)"), "{e}");
+                                          (did you mean http-socket?)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

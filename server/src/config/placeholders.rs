@@ -48,7 +48,10 @@ fn djb33x_hex(s: &str) -> String {
     for b in s.bytes() {
         hash = (hash << 5).wrapping_add(hash) ^ (b as i8 as i32 as u32);
     }
-    hash.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    hash.to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl MagicTable {
@@ -97,7 +100,12 @@ impl MagicTable {
             ('(', "%(".to_string()),
         ];
         // %0 .. %9: the components of the directory, from the root.
-        for (i, part) in d_trim.split('/').filter(|c| !c.is_empty()).take(10).enumerate() {
+        for (i, part) in d_trim
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .take(10)
+            .enumerate()
+        {
             vars.push((char::from(b'0' + i as u8), part.to_string()));
         }
         let upper = ['o', 'd', 's', 'p', 'c', 'e', 'n', 'x', 'j'];
@@ -371,7 +379,10 @@ mod tests {
 
     #[test]
     fn leading_integers_like_strtol() {
-        assert_eq!(leading_integer("1000   # comment"), (Some(1000), "   # comment"));
+        assert_eq!(
+            leading_integer("1000   # comment"),
+            (Some(1000), "   # comment")
+        );
         assert_eq!(leading_integer("  -5x"), (Some(-5), "x"));
         assert_eq!(leading_integer("abc"), (None, "abc"));
         assert_eq!(leading_integer("99999999999999999999999").0, Some(i64::MAX));

@@ -189,8 +189,10 @@ pub struct Entry {
     /// A construct of the language (`ini`, `if-env`, `set-placeholder`, ...) already acted on
     /// (uWSGI's `configured`): placeholders are not expanded in it and it configures nothing.
     pub language: bool,
-    /// Its value could not be expanded (the error is reported already; it is not checked again).
-    pub broken: bool,
+    /// References in its value that could not be expanded, with why: uWSGI leaves them in the
+    /// value as they are (a `log-format` wants its `%(addr)` kept), so they are an error only
+    /// where wsgilab would use the literal text (a chdir, a socket).
+    pub unresolved: Vec<String>,
 }
 
 /// The reader's result.
@@ -252,7 +254,7 @@ fn loads_file(key: &str) -> Option<Option<Format>> {
         "ini" => Some(Format::Ini),
         "yaml" | "yml" => Some(Format::Yaml),
         "json" | "js" => Some(Format::Json),
-        "xml" => Some(Format::Xml),
+        "xml" | "xmlconfig" => Some(Format::Xml),
         // By extension.
         "include" | "config" => None,
         _ => return None,
@@ -383,8 +385,7 @@ impl<'h> Reader<'h> {
                     // Its value, if it has one, is not a stray argument of its own.
                     if inline.is_none() && args.get(i).is_some_and(|a| !a.starts_with('-')) {
                         let (p, _) = split_section(&args[i]);
-                        if Format::of(p).is_none() && !p.ends_with(".py") && !p.ends_with(".wsgi")
-                        {
+                        if Format::of(p).is_none() && !p.ends_with(".py") && !p.ends_with(".wsgi") {
                             i += 1;
                         }
                     }
@@ -400,9 +401,9 @@ impl<'h> Reader<'h> {
                 };
                 let value = match (opt.arg, inline) {
                     (Arg::None, Some(_)) => {
-                        self.out.errors.push(format!(
-                            "'--{name}' takes no value (write just --{name})"
-                        ));
+                        self.out
+                            .errors
+                            .push(format!("'--{name}' takes no value (write just --{name})"));
                         continue;
                     }
                     (Arg::None, None) | (Arg::Optional, None) => None,
@@ -465,7 +466,11 @@ impl<'h> Reader<'h> {
                         Some(v) => format!("-{c} {v}"),
                         None => format!("-{c}"),
                     };
-                    self.add(opt.name.to_string(), value, Origin::CommandLine { arg: text });
+                    self.add(
+                        opt.name.to_string(),
+                        value,
+                        Origin::CommandLine { arg: text },
+                    );
                 }
                 continue;
             }
@@ -531,7 +536,7 @@ impl<'h> Reader<'h> {
             value,
             origin,
             language,
-            broken: false,
+            unresolved: Vec::new(),
         });
     }
 
@@ -568,7 +573,7 @@ impl<'h> Reader<'h> {
         }
         match key.as_str() {
             "inherit" => self.inherits.push((v, origin)),
-            "set-placeholder" | "set-ph" => match v.split_once('=') {
+            "set-placeholder" | "set-ph" | "set" => match v.split_once('=') {
                 Some((name, val)) if !name.is_empty() => {
                     if options::lookup(name).is_some() {
                         self.error(
@@ -581,7 +586,8 @@ impl<'h> Reader<'h> {
                         return;
                     }
                     self.declared.insert(name.to_string());
-                    self.push(name.to_string(), Some(val.to_string()), origin, false);
+                    // uWSGI marks it configured: its value is not expanded either.
+                    self.push(name.to_string(), Some(val.to_string()), origin, true);
                 }
                 _ => self.error(&origin, "expected 'set-placeholder = NAME=VALUE'"),
             },
@@ -706,19 +712,18 @@ impl<'h> Reader<'h> {
         };
         self.out.files.push(spec.to_string());
         self.last_file = Some(path.to_string());
-        let magic = MagicTable::for_file(
-            spec,
-            &full,
-            section,
-            &self.facts,
-            self.first_magic.as_ref(),
-        );
+        let magic =
+            MagicTable::for_file(spec, &full, section, &self.facts, self.first_magic.as_ref());
         if self.first_magic.is_none() {
             self.first_magic = Some(magic.clone());
         }
         let (text, unknown) = magic.substitute(&text);
         for c in unknown {
-            let shown = if c == '\n' { "\\n".to_string() } else { c.to_string() };
+            let shown = if c == '\n' {
+                "\\n".to_string()
+            } else {
+                c.to_string()
+            };
             self.warn(format!(
                 "{path}: '%{shown}' is not one of uWSGI's magic variables: uWSGI replaces it \
                  with nothing (write %% for a percent sign)"
@@ -751,7 +756,11 @@ impl<'h> Reader<'h> {
                 text: item.text,
             };
             if item.key.is_empty() {
-                self.error(&origin, "a line with '=' but no key before it");
+                // uWSGI takes it as a placeholder with an empty name: harmless, but surely not
+                // what was meant (a merge conflict's `=======`, say).
+                self.warn(
+                    origin.message("a line with '=' but no key before it (uWSGI ignores it)"),
+                );
                 continue;
             }
             self.add(item.key, Some(item.value), origin);
@@ -763,7 +772,9 @@ impl<'h> Reader<'h> {
     fn expand(&mut self) {
         for symbol in ['$', '@', '%'] {
             for i in 0..self.out.entries.len() {
-                if self.out.entries[i].language {
+                // uWSGI's passes skip what it acted on already (`configured`): the language's
+                // own keys and the immediate options.
+                if self.out.entries[i].language || options::immediate(&self.out.entries[i].key) {
                     continue;
                 }
                 let Some(mut v) = self.out.entries[i].value.clone() else {
@@ -804,10 +815,9 @@ impl<'h> Reader<'h> {
                                     }
                                     Ok(t)
                                 }
-                                Err(_) => Err(format!(
-                                    "'@({key})': cannot read the file {}",
-                                    p.display()
-                                )),
+                                Err(_) => {
+                                    Err(format!("'@({key})': cannot read the file {}", p.display()))
+                                }
                             }
                         }
                         _ => {
@@ -840,8 +850,7 @@ impl<'h> Reader<'h> {
                             from = 0;
                         }
                         Err(e) => {
-                            self.error(&origin, e);
-                            self.out.entries[i].broken = true;
+                            self.out.entries[i].unresolved.push(e);
                             from = end;
                         }
                     }

@@ -41,7 +41,9 @@ pub fn render(
         Some(c) => {
             out.push_str(";\n; what wsgilab will run:\n");
             if c.sockets.is_empty() {
-                out.push_str(";   no socket (uWSGI would exit: The -s/--socket option is missing)\n");
+                out.push_str(
+                    ";   no socket (uWSGI would exit: The -s/--socket option is missing)\n",
+                );
             }
             for s in &c.sockets {
                 let _ = writeln!(

@@ -84,8 +84,7 @@ impl Facts {
         let mut facts = Facts::default();
         // Read as the simulated server read it: the scenario's files and environment.
         let setup = crate::scenario::run::server_setup(scenario, &run.command);
-        if let Ok(server::config::ConfigOutcome::Run(config)) =
-            crate::world::parse_command(&setup)
+        if let Ok(server::config::ConfigOutcome::Run(config)) = crate::world::parse_command(&setup)
         {
             facts.processes = config.processes.max(1) as usize;
             facts.threads = config.threads.max(1) as usize;
