@@ -577,8 +577,6 @@ pub(super) fn find_long<'c>(cmd: &'c clap::Command, key: &str) -> Option<&'c cla
     })
 }
 
-/// The known long name closest to `key`, if one is close.
-
 // ---------------------------------------------------------------------------------------------
 // Errors: clap's multi-line messages condensed to one line
 // ---------------------------------------------------------------------------------------------

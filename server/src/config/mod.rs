@@ -6,14 +6,14 @@
 //! 2.0.31 reads, the same way (its source, not its documentation, is the reference). The work
 //! is split in steps, one module each:
 //!
-//! - [`reader`]: every source, in uWSGI's order, into one list of entries with their origin;
+//! - [`reader`] turns every source, in uWSGI's order, into one list of entries with their origin;
 //!   [`formats`] reads each file format, [`logic`] the `if-*`/`for` blocks, [`placeholders`]
 //!   the magic variables and the `$(..)`/`@(..)`/`%(..)` passes;
-//! - [`options`]: the table of every uWSGI option and what wsgilab does with it (implemented,
+//! - [`options`] is the table of every uWSGI option and what wsgilab does with it (implemented,
 //!   accepted with a warning, or refused with the reason);
-//! - [`cli`]: the implemented options as clap arguments (values checked, `--help`), and the
+//! - [`cli`] holds the implemented options as clap arguments (values checked, `--help`), and the
 //!   step to [`Config`];
-//! - [`show`]: `--show-config`.
+//! - [`show`] prints `--show-config`: the effective options with their origins.
 //!
 //! Problems are collected, not thrown: one run reports every error, each with its file:line,
 //! the line's text, what is wrong and what to write instead.
@@ -28,6 +28,9 @@ pub mod options;
 pub mod placeholders;
 pub mod reader;
 pub mod show;
+
+#[cfg(test)]
+mod language_tests;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

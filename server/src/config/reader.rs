@@ -788,14 +788,12 @@ impl<'h> Reader<'h> {
                     let (start, end) = (start + from, end + from);
                     let key = key.to_string();
                     rounds += 1;
-                    if rounds > 100 {
-                        self.error(
-                            &origin,
-                            format!(
-                                "'{symbol}({key})' keeps expanding into itself (a placeholder \
-                                 that refers to itself)"
-                            ),
-                        );
+                    // uWSGI would loop for ever here; wsgilab stops and says why.
+                    if rounds > 100 || v.len() > 65536 {
+                        self.out.entries[i].unresolved.push(format!(
+                            "'{symbol}({key})' keeps expanding into itself (a placeholder that \
+                             refers to itself)"
+                        ));
                         break;
                     }
                     let found = match symbol {
@@ -829,16 +827,28 @@ impl<'h> Reader<'h> {
                                 &mut |k| first_value(entries, used, k),
                                 &mut unknown,
                             );
-                            match (r, unknown.is_empty()) {
-                                (Some(r), true) => Ok(r),
-                                _ => Err(format!(
-                                    "'%({key})': {} not defined (define it as 'NAME = VALUE' \
-                                     before use, or fix the spelling)",
-                                    unknown
-                                        .iter()
-                                        .map(|u| format!("'{u}' is"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                            match r {
+                                Some(r) => {
+                                    if !unknown.is_empty() {
+                                        // Inside an expression uWSGI reads an unknown name as
+                                        // "" (so `%((4 * 2) + 1)` is 1: no parentheses).
+                                        let names = unknown
+                                            .iter()
+                                            .map(|u| format!("'{u}'"))
+                                            .collect::<Vec<_>>()
+                                            .join(", ");
+                                        self.warn(origin.message(&format!(
+                                            "in '%({key})', {names} is neither a number nor a \
+                                             placeholder: uWSGI reads it as empty, which makes \
+                                             '{r}' (its arithmetic has no parentheses; write one \
+                                             operation per placeholder)"
+                                        )));
+                                    }
+                                    Ok(r)
+                                }
+                                None => Err(format!(
+                                    "'%({key})': '{key}' is not defined (define it as 'NAME = \
+                                     VALUE' before use, or fix the spelling)"
                                 )),
                             }
                         }
