@@ -364,3 +364,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_readme_shows_the_policy_table() {
+    let readme = include_str!("../../../README.md");
+    let table = super::options::policy_table_markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's option table is out of date; paste this:\n{table}"
+    );
+}

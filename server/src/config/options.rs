@@ -1293,3 +1293,42 @@ pub static OPTIONS: &[UwsgiOption] = &[
     opt("zergpool", Arg::Required, None, Policy::Refuse(NOT_YET)),
     opt("zerg-pool", Arg::Required, None, Policy::Refuse(NOT_YET)),
 ];
+
+/// The policy table as the README shows it: one row per policy and reason, the options it
+/// covers, and the count of options refused for want of an implementation. A test keeps the
+/// README's copy equal to this.
+pub fn policy_table_markdown() -> String {
+    let mut rows: Vec<(String, String, Vec<&'static str>)> = Vec::new();
+    let mut not_yet = 0;
+    for o in OPTIONS {
+        let (policy, why) = match o.policy {
+            Policy::Implemented => ("implemented", "read into the server's configuration"),
+            Policy::Reader => ("the language", "acted on by the reader (files, logic, placeholders)"),
+            Policy::Warn(r) => ("accepted, one warning", r),
+            Policy::Refuse(NOT_YET) => {
+                not_yet += 1;
+                continue;
+            }
+            Policy::Refuse(r) => ("refused", r),
+        };
+        match rows.iter_mut().find(|(p, w, _)| p == policy && w == why) {
+            Some(row) => row.2.push(o.name),
+            None => rows.push((policy.to_string(), why.to_string(), vec![o.name])),
+        }
+    }
+    let rank = |p: &str| ["implemented", "the language", "accepted, one warning", "refused"]
+        .iter()
+        .position(|x| *x == p)
+        .unwrap_or(9);
+    rows.sort_by_key(|(p, _, _)| rank(p));
+    let mut out = String::from("| policy | options | why |\n|---|---|---|\n");
+    for (policy, why, names) in rows {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        out.push_str(&format!("| {policy} | {} | {why} |\n", names.join(", ")));
+    }
+    out.push_str(&format!(
+        "| refused | the other {not_yet} of uWSGI's {} options | {NOT_YET} |\n",
+        OPTIONS.len()
+    ));
+    out
+}

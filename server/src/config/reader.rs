@@ -896,6 +896,42 @@ impl<'h> Reader<'h> {
                 unused.push((e.key.clone(), e.origin.clone()));
             }
         }
+        // A placeholder given twice and used: `%(name)` takes the *first* value while an
+        // option takes the last, a classic surprise when a local file "overrides" a base one.
+        let mut seen: Vec<&str> = Vec::new();
+        let mut notes = Vec::new();
+        for e in &entries {
+            if e.language || options::lookup(&e.key).is_some() || !self.used.contains(&e.key) {
+                continue;
+            }
+            if seen.contains(&e.key.as_str()) {
+                continue;
+            }
+            seen.push(&e.key);
+            let all: Vec<&Entry> = entries
+                .iter()
+                .filter(|x| x.key == e.key && !x.language)
+                .collect();
+            if all.len() > 1 && all.iter().any(|x| x.value != e.value) {
+                let others: Vec<String> = all[1..]
+                    .iter()
+                    .map(|x| format!("{} at {}", x.value.as_deref().unwrap_or(""), x.origin.place()))
+                    .collect();
+                notes.push(format!(
+                    "placeholder '{}' is set more than once: %({}) uses the first value, {} (at \
+                     {}), not {} (uWSGI's placeholders take the first value, its options the \
+                     last)",
+                    e.key,
+                    e.key,
+                    e.value.as_deref().unwrap_or(""),
+                    e.origin.place(),
+                    others.join(", ")
+                ));
+            }
+        }
+        for n in notes {
+            self.warn(n);
+        }
         if !unused.is_empty() {
             let list: Vec<String> = unused
                 .iter()
