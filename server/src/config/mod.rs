@@ -516,6 +516,18 @@ fn to_config(
                                     rest.trim()
                                 )));
                             }
+                            let mut n = n;
+                            // uWSGI's uwsgi_opt_set_16bit clamps buffer-size at 65535 (so the
+                            // common `buffer-size = 65536` is 65535); wsgilab says so.
+                            if arg.get_id() == "buffer_size" && n > MAX_BUFFER_SIZE as i64 {
+                                warnings.push(e.origin.message(&format!(
+                                    "'{}' is read as {MAX_BUFFER_SIZE}: uWSGI keeps the buffer \
+                                     size in 16 bits and lowers {n} to its maximum (write \
+                                     {MAX_BUFFER_SIZE})",
+                                    e.key
+                                )));
+                                n = MAX_BUFFER_SIZE as i64;
+                            }
                             value = Some(n.to_string());
                         }
                     }
@@ -951,10 +963,13 @@ mod tests {
             err(&["--processes", "0"]),
             "invalid value '0' for '--processes': expected at least 1"
         );
-        assert_eq!(
-            err(&["--buffer-size", "65536"]),
-            "invalid value '65536' for '--buffer-size': the maximum is 65535 (uWSGI keeps the \
-             buffer size in 16 bits)"
+        // uWSGI clamps the buffer size to 16 bits (uwsgi_opt_set_16bit); wsgilab says so.
+        let c = cfg(&["--buffer-size", "65536"]);
+        assert_eq!(c.buffer_size, 65535);
+        assert!(
+            c.warnings[0].contains("is read as 65535"),
+            "{:?}",
+            c.warnings
         );
         // uWSGI reads numbers with atoi/strtol: the leading integer, the rest ignored (said).
         let c = cfg(&["--harakiri", "2.5"]);

@@ -451,7 +451,7 @@ pub static OPTIONS: &[UwsgiOption] = &[
     opt("print-symbol", Arg::Required, None, Policy::Refuse(NOT_YET)),
     opt("reaper", Arg::None, Some('r'), Policy::Warn("the master reaps its workers anyway")),
     opt("max-requests", Arg::Required, Some('R'), Policy::Implemented),
-    opt("max-requests-delta", Arg::Required, None, Policy::Refuse(NOT_YET)),
+    opt("max-requests-delta", Arg::Required, None, Policy::Warn("every worker is recycled after exactly max-requests requests")),
     opt("min-worker-lifetime", Arg::Required, None, Policy::Implemented),
     opt("max-worker-lifetime", Arg::Required, None, Policy::Refuse("workers are not recycled by age yet: use max-requests or reload-on-rss")),
     opt("max-worker-lifetime-delta", Arg::Required, None, Policy::Refuse("workers are not recycled by age yet: use max-requests or reload-on-rss")),
@@ -1303,7 +1303,10 @@ pub fn policy_table_markdown() -> String {
     for o in OPTIONS {
         let (policy, why) = match o.policy {
             Policy::Implemented => ("implemented", "read into the server's configuration"),
-            Policy::Reader => ("the language", "acted on by the reader (files, logic, placeholders)"),
+            Policy::Reader => (
+                "the language",
+                "acted on by the reader (files, logic, placeholders)",
+            ),
             Policy::Warn(r) => ("accepted, one warning", r),
             Policy::Refuse(NOT_YET) => {
                 not_yet += 1;
@@ -1316,10 +1319,17 @@ pub fn policy_table_markdown() -> String {
             None => rows.push((policy.to_string(), why.to_string(), vec![o.name])),
         }
     }
-    let rank = |p: &str| ["implemented", "the language", "accepted, one warning", "refused"]
+    let rank = |p: &str| {
+        [
+            "implemented",
+            "the language",
+            "accepted, one warning",
+            "refused",
+        ]
         .iter()
         .position(|x| *x == p)
-        .unwrap_or(9);
+        .unwrap_or(9)
+    };
     rows.sort_by_key(|(p, _, _)| rank(p));
     let mut out = String::from("| policy | options | why |\n|---|---|---|\n");
     for (policy, why, names) in rows {

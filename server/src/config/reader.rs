@@ -915,7 +915,13 @@ impl<'h> Reader<'h> {
             if all.len() > 1 && all.iter().any(|x| x.value != e.value) {
                 let others: Vec<String> = all[1..]
                     .iter()
-                    .map(|x| format!("{} at {}", x.value.as_deref().unwrap_or(""), x.origin.place()))
+                    .map(|x| {
+                        format!(
+                            "{} at {}",
+                            x.value.as_deref().unwrap_or(""),
+                            x.origin.place()
+                        )
+                    })
                     .collect();
                 notes.push(format!(
                     "placeholder '{}' is set more than once: %({}) uses the first value, {} (at \
