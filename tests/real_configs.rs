@@ -22,8 +22,13 @@ fn reason(line: &str, file: &str) -> String {
     let Some((num, rest)) = rest.trim_start_matches(':').split_once(": ") else {
         return line.to_string();
     };
-    let what = match rest.strip_prefix('\'').and_then(|r| r.split_once("': ")) {
-        Some((_, what)) => what,
+    // `'the line': what`, or from inside a block `'the line' (inside 'if-env = X' at f:3): what`.
+    let what = match rest.strip_prefix('\'') {
+        Some(r) if r.contains("' (inside '") => r
+            .split_once("' (inside '")
+            .and_then(|(_, after)| after.split_once("): "))
+            .map_or(rest, |(_, what)| what),
+        Some(r) => r.split_once("': ").map_or(rest, |(_, what)| what),
         None => rest,
     };
     format!("line {num}: {what}")
@@ -87,6 +92,45 @@ fn real_projects_configs_report() {
     );
     for a in &accepted {
         report.push_str(&format!("  {a}\n"));
+    }
+    // Why, counted by file: each kind of reason once per file.
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for (_, reasons) in &refused {
+        let mut seen: Vec<String> = Vec::new();
+        for r in reasons {
+            let what = r.split_once(": ").map_or(r.as_str(), |(_, w)| w);
+            let kind = if let Some(rest) = what.strip_prefix('\'') {
+                match rest.split_once("' is a uWSGI option that wsgilab refuses") {
+                    Some((opt, _)) => format!("refused option '{opt}'"),
+                    None if what.contains("the environment variable") => {
+                        "an environment variable it needs is not set ($(VAR))".to_string()
+                    }
+                    None => what.to_string(),
+                }
+            } else if what.contains("UNIX sockets are not supported") {
+                "a UNIX socket".to_string()
+            } else if what.contains("is not available") {
+                "a plugin other than python/http".to_string()
+            } else if what.contains("not found") {
+                "an included file that is not there".to_string()
+            } else if what.starts_with("invalid JSON") {
+                "invalid JSON (a trailing comma; jansson refuses it too)".to_string()
+            } else {
+                what.to_string()
+            };
+            if !seen.contains(&kind) {
+                seen.push(kind.clone());
+                match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((kind, 1)),
+                }
+            }
+        }
+    }
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    report.push_str("\nWhy the others do not (files per reason; a file may have several):\n");
+    for (kind, n) in &kinds {
+        report.push_str(&format!("  {n:>3}  {kind}\n"));
     }
     report.push_str("\nRefused, with every reason given:\n");
     for (name, reasons) in &refused {
