@@ -167,6 +167,7 @@ const CASES: &[Case] = &[
     ini!("if-env with the variable set", "[uwsgi]\nif-env = PORT\nhttp-socket = :%(_)\nendif =\n", env &[("PORT", "9000")], Lines(&["http-socket = :9000"])),
     ini!("if-env with the variable unset", "[uwsgi]\nif-env = PORT\nhttp-socket = :%(_)\nendif =\nprocesses = 2\n", Lines(&["if-env = PORT", "endif =", "processes = 2"])),
     ini!("if-not-env", "[uwsgi]\nif-not-env = PORT\nhttp-socket = :8000\nendif =\n", Lines(&["http-socket = :8000"])),
+    ini!("a failed if-not-env leaves %(_) as it is (uWSGI substitutes NULL)", "[uwsgi]\nif-not-env = NOPE\nx = %(_)\nendif =\n", Lines(&["x = %(_)"])),
     ini!("if-env NAME=VALUE compares", "[uwsgi]\nif-env = MODE=prod\nprocesses = 8\nendif =\nif-env = MODE=dev\nprocesses = 1\nend =\n",
         env &[("MODE", "dev")], Lines(&["if-env = MODE=prod", "endif =", "if-env = MODE=dev", "processes = 1", "end ="])),
     Case { name: "if-exists, if-not-exists, if-file, if-dir", files: &[("app.ini", "[uwsgi]\nif-exists = app.py\nwsgi-file = %(_)\nendif =\nif-not-exists = nope\nchdir = /x\nendif =\nif-file = static\nthreads = 9\nendif =\nif-dir = static\nprocesses = 3\nendif =\n"), ("app.py", ""), ("static/a.css", "")],
