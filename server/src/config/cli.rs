@@ -23,7 +23,8 @@ pub(super) const BIN_NAME: &str = "wsgilab serve";
 
 const ABOUT: &str = "Serve a WSGI app the way uWSGI does: type your uWSGI command line with \
 `uwsgi` replaced by `wsgilab serve`. Options take uWSGI's names and defaults, and may also come \
-from --ini files ([uwsgi] section, `key = value`, command line wins).";
+from config files (--ini, --yaml, --json, --xml) and UWSGI_* environment variables, read as \
+uWSGI reads them: in order, the last value of an option winning. --show-config shows the result.";
 
 const AFTER_HELP: &str = "Examples:
   wsgilab serve --http-socket :8000 --module mysite.wsgi --master --processes 2
@@ -440,6 +441,7 @@ pub(super) fn build_config(
         min_worker_lifetime: a.min_worker_lifetime,
         disable_logging: a.disable_logging,
         ini_files,
+        config_formats: Vec::new(),
         warnings,
     })
 }

@@ -245,6 +245,9 @@ pub struct Config {
     /// The ini files read, in order, as typed (with `:section` when one was given), nested ones
     /// included: uWSGI logs `[uWSGI] getting INI configuration from FILE` for each.
     pub ini_files: Vec<String>,
+    /// The format of each of `ini_files`, as uWSGI names it in that log line (`INI`, `YAML`,
+    /// `JSON`, `XML`).
+    pub config_formats: Vec<&'static str>,
     /// Lines to log at start-up about options that were accepted but act differently from uWSGI
     /// (options accepted for compatibility with no effect, `--http` served without a router).
     pub warnings: Vec<String>,
@@ -369,6 +372,7 @@ pub fn parse_serve_args_host(
         all.append(&mut c.warnings);
         c.warnings = all;
         c.ini_files = read.files.clone();
+        c.config_formats = read.formats.clone();
         c
     });
     sort_by_place(&mut errors, &read.files);

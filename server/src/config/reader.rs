@@ -203,6 +203,8 @@ pub struct Read {
     pub warnings: Vec<String>,
     /// Config files read, as named (with `:section`).
     pub files: Vec<String>,
+    /// The format of each of `files` (uWSGI's word: `INI`, `YAML`, `JSON`, `XML`).
+    pub formats: Vec<&'static str>,
     pub help: bool,
     pub version: bool,
     pub show_config: bool,
@@ -436,6 +438,11 @@ impl<'h> Reader<'h> {
                     j += 1;
                     if c == 'h' {
                         self.out.help = true;
+                        continue;
+                    }
+                    // `-V` is clap's --version (uWSGI has no such letter).
+                    if c == 'V' {
+                        self.out.version = true;
                         continue;
                     }
                     let Some(opt) = options::lookup_short(c) else {
@@ -711,6 +718,7 @@ impl<'h> Reader<'h> {
             }
         };
         self.out.files.push(spec.to_string());
+        self.out.formats.push(format.name());
         self.last_file = Some(path.to_string());
         let magic =
             MagicTable::for_file(spec, &full, section, &self.facts, self.first_magic.as_ref());

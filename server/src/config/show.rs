@@ -80,6 +80,7 @@ pub fn render(
         }
         None => out.push_str(";\n; wsgilab cannot run this configuration (see the errors)\n"),
     }
+    let warnings = config.map_or(warnings, |c| c.warnings.as_slice());
     for w in warnings {
         let _ = writeln!(out, "; warning: {w}");
     }
