@@ -194,6 +194,8 @@ const CASES: &[Case] = &[
     Case { name: "UWSGI_* variables come first", files: &[],
         args: &["--processes", "2"], env: &[("UWSGI_PROCESSES", "3"), ("UWSGI_HTTP_SOCKET", ":8000"), ("UWSGI_RELOADS", "1")],
         expect: Lines(&["processes = 3", "http-socket = :8000", "processes = 2"]) },
+    Case { name: "a bad UWSGI_* value names the variable", files: &[], args: &[], env: &[("UWSGI_PROCESSES", "many")],
+        expect: Errors(1, "environment: 'UWSGI_PROCESSES=many': invalid value 'many' for 'processes'") },
     Case { name: "UWSGI_INI names the file", files: &[("app.ini", "[uwsgi]\nmaster = true\n")],
         args: &[], env: &[("UWSGI_INI", "app.ini")], expect: Lines(&["ini = app.ini", "master = true"]) },
     Case { name: "a lone app.py is the wsgi-file", files: &[], args: &["app.py"], env: &[], expect: Lines(&["wsgi-file = app.py"]) },

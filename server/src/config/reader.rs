@@ -137,7 +137,12 @@ impl Origin {
     pub fn place(&self) -> String {
         match self {
             Origin::File { file, line, .. } => format!("{file}:{line}"),
-            Origin::Env { var } => format!("environment {var}"),
+            Origin::Env { var } => {
+                format!(
+                    "environment {}",
+                    var.split_once('=').map_or(var.as_str(), |(k, _)| k)
+                )
+            }
             Origin::CommandLine { .. } => "command line".to_string(),
             Origin::Logic { inner, .. } => inner.place(),
         }
@@ -162,6 +167,7 @@ impl Origin {
     pub fn message(&self, what: &str) -> String {
         match self {
             Origin::CommandLine { .. } => what.to_string(),
+            Origin::Env { var } => format!("environment: '{var}': {what}"),
             Origin::Logic { block, at, inner } => format!(
                 "{}: '{}' (inside '{block}' at {}): {what}",
                 inner.place(),
