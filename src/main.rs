@@ -75,13 +75,19 @@ fn parse_lab_args<T: clap::Parser>(name: &str, args: &[OsString]) -> Result<T, E
 fn serve(args: &[OsString]) -> ExitCode {
     let config = match parse_serve_args(args) {
         Ok(ConfigOutcome::Run(config)) => config,
-        Ok(ConfigOutcome::Help(text)) => {
+        Ok(ConfigOutcome::Help(text)) | Ok(ConfigOutcome::ShowConfig(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("wsgilab serve: {e}");
-            return ExitCode::from(1);
+            // Every problem at once, one line each; status 2 as for any usage error.
+            if let Some(shown) = e.show_config() {
+                print!("{shown}");
+            }
+            for line in e.lines() {
+                eprintln!("wsgilab serve: {line}");
+            }
+            return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -115,6 +115,7 @@ fn run_one(
         .iter()
         .map(|a| rebase_arg(a, &root.path, &ports))
         .collect();
+    rebase_config_files(scenario, &root.path, &ports)?;
     let cwd = rebase(&root.path, &scenario.machine.cwd);
     std::fs::create_dir_all(&cwd).map_err(|e| format!("cannot create {}: {e}", cwd.display()))?;
     let env = environment(scenario, &root.path);
@@ -415,6 +416,10 @@ impl PortMap {
             .iter()
             .filter_map(|a| address_port(value_of(a)).map(|(_, p)| p))
             .collect();
+        // Ports written in the scenario's config files (`http-socket = :8000`) too.
+        for (_, value) in config_values(scenario) {
+            wanted.extend(address_port(value).map(|(_, p)| p));
+        }
         wanted.extend(scenario.clients.iter().map(|c| c.port));
         wanted.extend(&scenario.machine.busy_ports);
         wanted.sort_unstable();
@@ -461,6 +466,41 @@ fn address_port(value: &str) -> Option<(&str, u16)> {
 }
 
 /// One argument of the command line with its port remapped or its absolute path rebased.
+/// The `key = value` lines of the scenario's ini files: (file, value). A config file names
+/// paths and ports just as the command line does, so they are rebased the same way.
+fn config_values(scenario: &Scenario) -> Vec<(&str, &str)> {
+    scenario
+        .files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".ini"))
+        .flat_map(|(path, text)| {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(move |(_, v)| (path.as_str(), v.trim()))
+        })
+        .collect()
+}
+
+/// Rewrites the scenario's ini files under `root` with their paths rebased and their ports
+/// mapped, value by value, as [`rebase_arg`] does for the command line.
+fn rebase_config_files(scenario: &Scenario, root: &Path, ports: &PortMap) -> Result<(), String> {
+    for (path, text) in scenario.files.iter().filter(|(p, _)| p.ends_with(".ini")) {
+        let rewritten: Vec<String> = text
+            .lines()
+            .map(|line| match line.split_once('=') {
+                Some((key, value)) if !line.trim_start().starts_with([';', '#']) => {
+                    format!("{key}= {}", rebase_arg(value.trim(), root, ports))
+                }
+                _ => line.to_string(),
+            })
+            .collect();
+        let target = rebase(root, Path::new(path));
+        std::fs::write(&target, rewritten.join("\n") + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    }
+    Ok(())
+}
+
 fn rebase_arg(arg: &str, root: &Path, ports: &PortMap) -> String {
     let (prefix, value) = match arg.split_once('=') {
         Some((flag, value)) if flag.starts_with('-') => (format!("{flag}="), value),

@@ -506,16 +506,17 @@ fn no_socket_behaves_like_uwsgi_and_says_what_to_add() {
 }
 
 #[test]
-fn a_bad_flag_is_one_line_and_status_1() {
+fn a_bad_flag_is_one_line_and_status_2() {
+    // A configuration error exits 2, as a usage error does (issue 19: every error at once).
     let (status, log) = run_to_exit(&apps_dir(), &["--htp-socket", ":8000"]);
-    assert_eq!(status, Some(1));
+    assert_eq!(status, Some(2));
     assert_eq!(log.trim().lines().count(), 1, "{log}");
     assert!(log.contains("--htp-socket"), "{log}");
     let (status, log) = run_to_exit(
         &apps_dir(),
         &["--http-socket", ":8000", "--processes", "many"],
     );
-    assert_eq!(status, Some(1));
+    assert_eq!(status, Some(2));
     assert!(log.contains("--processes") && log.contains("many"), "{log}");
 }
 

@@ -55,6 +55,7 @@ const REAL: &[&str] = &[
     "17-preforking-import-time-state",
     "18-signals",
     "19-port-in-use",
+    "22-placeholder-first-value",
 ];
 
 /// Scenarios whose times need the machine to themselves: CPU time (03, 09), or the kernel's
@@ -538,4 +539,5 @@ real_scenarios! {
     s17_preforking_import_time_state => "17-preforking-import-time-state",
     s18_signals => "18-signals",
     s19_port_in_use => "19-port-in-use",
+    s22_placeholder_first_value => "22-placeholder-first-value",
 }

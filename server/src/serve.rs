@@ -44,8 +44,11 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
 ) -> Result<Prepared<N::Listener, Y::App>, i32> {
     let system = procs.system();
     let cwd = procs.current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    for ini in &config.ini_files {
-        procs.log(&format!("[uWSGI] getting INI configuration from {ini}"));
+    for (i, file) in config.ini_files.iter().enumerate() {
+        let format = config.config_formats.get(i).copied().unwrap_or("INI");
+        procs.log(&format!(
+            "[uWSGI] getting {format} configuration from {file}"
+        ));
     }
     for line in banner_head(procs, &system, &cwd.display().to_string()) {
         procs.log(&line);

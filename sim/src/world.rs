@@ -8,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use server::config::{parse_serve_args_in, ConfigOutcome};
+use server::config::{parse_serve_args_host, ConfigHost, ConfigOutcome};
 use server::instance::Exit;
 use server::master::REEXECUTED_ENV;
 use server::procs::Procs;
@@ -105,6 +105,55 @@ pub async fn run_server(
     }
 }
 
+/// The scenario machine as the configuration reader sees it: the scenario's files, the
+/// directory the command was typed in, its environment and host name.
+pub struct SimConfigHost<'a> {
+    pub setup: &'a ServerSetup,
+}
+
+impl ConfigHost for SimConfigHost<'_> {
+    fn cwd(&self) -> PathBuf {
+        self.setup.cwd.clone()
+    }
+    fn read_file(&self, path: &std::path::Path) -> io::Result<String> {
+        self.setup
+            .files
+            .read(path)
+            .map(str::to_string)
+            .ok_or_else(|| io::Error::from_raw_os_error(2))
+    }
+    fn is_file(&self, path: &std::path::Path) -> bool {
+        self.setup.files.is_file(path)
+    }
+    fn is_dir(&self, path: &std::path::Path) -> bool {
+        self.setup.files.is_dir(path)
+    }
+    fn list_dir(&self, path: &std::path::Path) -> Vec<String> {
+        self.setup.files.list(path)
+    }
+    fn env_vars(&self) -> Vec<(String, String)> {
+        self.setup
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+    fn facts(&self) -> server::config::placeholders::MachineFacts {
+        let mut facts = server::config::fixed_facts(&self.setup.cwd);
+        facts.hostname = self.setup.machine.nodename.clone();
+        facts.cpus = self.setup.machine.cores as u32;
+        facts.uid = self.setup.machine.uid;
+        facts
+    }
+}
+
+/// Reads the scenario's command line as `wsgilab serve` reads its own, against the scenario's
+/// files and environment.
+pub fn parse_command(setup: &ServerSetup) -> Result<ConfigOutcome, server::config::ConfigError> {
+    let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
+    parse_serve_args_host(&args, &SimConfigHost { setup })
+}
+
 /// One image of the `wsgilab serve` program, from its command line to its exit (or its
 /// replacement by `exec()`).
 async fn run_image(
@@ -115,25 +164,24 @@ async fn run_image(
     pid: u32,
 ) -> Exit {
     let procs = machine.procs(pid);
-    let args: Vec<OsString> = setup.args.iter().map(OsString::from).collect();
-    let files = setup.files.clone();
-    let read = |path: &std::path::Path| -> io::Result<String> {
-        files
-            .read(path)
-            .map(str::to_string)
-            .ok_or_else(|| io::Error::from_raw_os_error(2))
-    };
-    let config = match parse_serve_args_in(&args, &setup.cwd, &read) {
+    let config = match parse_command(setup) {
         Ok(ConfigOutcome::Run(config)) => config,
-        Ok(ConfigOutcome::Help(text)) => {
+        Ok(ConfigOutcome::Help(text)) | Ok(ConfigOutcome::ShowConfig(text)) => {
             for line in text.lines() {
                 procs.log(line);
             }
             return Exit::Code(0);
         }
         Err(e) => {
-            procs.log(&format!("wsgilab serve: {e}"));
-            return Exit::Code(1);
+            if let Some(shown) = e.show_config() {
+                for line in shown.lines() {
+                    procs.log(line);
+                }
+            }
+            for line in e.lines() {
+                procs.log(&format!("wsgilab serve: {line}"));
+            }
+            return Exit::Code(2);
         }
     };
     let mut python = SimPython::new(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::scenario::record::RunOutput;
-use crate::scenario::{split_command, Outcome, Scenario, SERVER_HOST};
+use crate::scenario::{Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::{request_line_pid, MasterSpawned, StopSignal, WorkerStarted};
 use server::scoreboard::WorkerStatus;
@@ -83,24 +83,15 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(scenario: &Scenario, run: &RunOutput) -> Facts {
-        let args: Vec<std::ffi::OsString> = split_command(&run.command)
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect();
         let mut facts = Facts::default();
-        // Read as the simulation reads it: no real working directory or files.
-        let no_files = |_: &std::path::Path| -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        };
-        if let Ok(server::config::ConfigOutcome::Run(config)) =
-            server::config::parse_serve_args_in(&args, std::path::Path::new("/"), &no_files)
+        // Read as the simulated server read it: the scenario's files and environment.
+        let setup = crate::scenario::run::server_setup(scenario, &run.command);
+        if let Ok(server::config::ConfigOutcome::Run(config)) = crate::world::parse_command(&setup)
         {
             facts.processes = config.processes.max(1) as usize;
             facts.threads = config.threads.max(1) as usize;
             facts.master_mode = config.master || config.processes > 1;
         }
-        let _ = scenario;
         for (i, e) in server_events(run) {
             if e.category == Category::Log {
                 if let Some(master) = MasterSpawned::parse(&e.text) {

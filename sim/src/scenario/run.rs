@@ -311,7 +311,7 @@ fn at(ms: u64) -> tokio::time::Instant {
 }
 
 /// The server machine as the scenario describes it, with the command's arguments.
-fn server_setup(scenario: &Scenario, command: &str) -> ServerSetup {
+pub(crate) fn server_setup(scenario: &Scenario, command: &str) -> ServerSetup {
     let mut files = FileTree::new();
     for (path, content) in &scenario.files {
         files.add_file(path, content.as_str());
