@@ -107,33 +107,14 @@ impl<N: Net, P: Procs, A: App, L: WorkerLink> Worker<'_, N, P, A, L> {
         S: ByteStream,
     {
         let settings = &self.process.settings;
-        let procs = &self.process.procs;
-        let max = settings.limits.max_head;
-        let mut buf = BytesMut::with_capacity(max.min(16 * 1024) + 4);
-        let (packet, used) = loop {
-            match uwsgi_protocol::parse_packet(&buf, max) {
-                Ok(Some(parsed)) => break parsed,
-                Ok(None) => match timeout(settings.socket_timeout, stream.read_buf(&mut buf)).await
-                {
-                    Ok(Ok(n)) if n > 0 => continue,
-                    _ => return AfterResponse::Close(Closing::new(stream, true)),
-                },
-                Err(error) => {
-                    procs.log(&error.to_string());
-                    if buf.starts_with(b"GET ")
-                        || buf.starts_with(b"POST ")
-                        || buf.starts_with(b"HEAD ")
-                    {
-                        procs.log("hint: an HTTP client is talking to a uwsgi socket (--socket): browsers and curl need --http-socket; --socket is for nginx's uwsgi_pass");
-                    }
-                    return AfterResponse::Close(Closing::new(stream, false));
-                }
-            }
+        let (packet, mut buf) = match self.read_uwsgi_packet(&mut stream).await {
+            Ok(read) => read,
+            Err(client_done) => return AfterResponse::Close(Closing::new(stream, client_done)),
         };
         let head = match packet.request_head() {
             Ok(head) => head,
             Err(error) => {
-                procs.log(&error.to_string());
+                self.process.procs.log(&error.to_string());
                 return AfterResponse::Close(Closing::new(stream, false));
             }
         };
@@ -147,49 +128,59 @@ impl<N: Net, P: Procs, A: App, L: WorkerLink> Worker<'_, N, P, A, L> {
                 .await;
             return AfterResponse::Close(Closing::new(stream, false));
         }
-        let mut body = buf.split_off(used);
-        while (body.len() as u64) < length {
-            match timeout(settings.socket_timeout, stream.read_buf(&mut body)).await {
+        // What followed the packet in `buf` is the body's beginning.
+        while (buf.len() as u64) < length {
+            match timeout(settings.socket_timeout, stream.read_buf(&mut buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return AfterResponse::Close(Closing::new(stream, true)),
             }
         }
-        body.truncate(length as usize);
-        let url_scheme = packet.url_scheme();
-        // Behind a proxy the client is the one the proxy names, for the log as for the app.
-        let client = packet
-            .var("REMOTE_ADDR")
-            .and_then(|a| {
-                std::str::from_utf8(a)
-                    .ok()?
-                    .parse::<std::net::IpAddr>()
-                    .ok()
-            })
-            .map(|ip| {
-                let port = packet
-                    .var("REMOTE_PORT")
-                    .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok());
-                SocketAddr::new(ip, port.unwrap_or(0))
-            });
-        let conn = &match client {
-            Some(client) => conn.for_peer(client),
-            None => *conn,
-        };
-        let request = WsgiRequest {
-            vars: packet.into_environ(conn.local, conn.peer),
-            url_scheme,
-            body: body.freeze(),
-            multithread: conn.multithread,
-            multiprocess: conn.multiprocess,
-        };
+        buf.truncate(length as usize);
+        let (request, conn) = proxied_request(packet, buf, conn);
         let outcome = self
-            .serve_request(&mut stream, &head, request, conn, started)
+            .serve_request(&mut stream, &head, request, &conn, started)
             .await;
         if outcome.reset {
             stream.reset();
             return AfterResponse::Reset;
         }
         AfterResponse::Close(Closing::new(stream, false))
+    }
+
+    /// Reads a uwsgi packet (the request's environ): the packet, and what came after it.
+    /// `Err(client_done)` when there is none, the problem logged.
+    async fn read_uwsgi_packet<S>(
+        &self,
+        stream: &mut S,
+    ) -> Result<(uwsgi_protocol::Packet, BytesMut), bool>
+    where
+        S: ByteStream,
+    {
+        let procs = &self.process.procs;
+        let max = self.process.settings.limits.max_head;
+        let mut buf = BytesMut::with_capacity(max.min(16 * 1024) + 4);
+        loop {
+            match uwsgi_protocol::parse_packet(&buf, max) {
+                Ok(Some((packet, used))) => return Ok((packet, buf.split_off(used))),
+                Ok(None) => {
+                    let wait = self.process.settings.socket_timeout;
+                    match timeout(wait, stream.read_buf(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => continue,
+                        _ => return Err(true),
+                    }
+                }
+                Err(error) => {
+                    procs.log(&error.to_string());
+                    if buf.starts_with(b"GET ")
+                        || buf.starts_with(b"POST ")
+                        || buf.starts_with(b"HEAD ")
+                    {
+                        procs.log("hint: an HTTP client is talking to a uwsgi socket (--socket): browsers and curl need --http-socket; --socket is for nginx's uwsgi_pass");
+                    }
+                    return Err(false);
+                }
+            }
+        }
     }
 
     /// One request read whole, in either protocol: tell the master, call the app and write its
@@ -228,4 +219,40 @@ impl<N: Net, P: Procs, A: App, L: WorkerLink> Worker<'_, N, P, A, L> {
         self.finished(&outcome, started);
         outcome
     }
+}
+
+/// The app's request from a uwsgi packet and its body, and the connection as the proxy names
+/// it: behind a proxy the client is the one the proxy names, for the log as for the app.
+fn proxied_request(
+    packet: uwsgi_protocol::Packet,
+    body: BytesMut,
+    conn: &ConnectionInfo,
+) -> (WsgiRequest, ConnectionInfo) {
+    let url_scheme = packet.url_scheme();
+    let client = packet
+        .var("REMOTE_ADDR")
+        .and_then(|a| {
+            std::str::from_utf8(a)
+                .ok()?
+                .parse::<std::net::IpAddr>()
+                .ok()
+        })
+        .map(|ip| {
+            let port = packet
+                .var("REMOTE_PORT")
+                .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok());
+            SocketAddr::new(ip, port.unwrap_or(0))
+        });
+    let conn = match client {
+        Some(client) => conn.for_peer(client),
+        None => *conn,
+    };
+    let request = WsgiRequest {
+        vars: packet.into_environ(conn.local, conn.peer),
+        url_scheme,
+        body: body.freeze(),
+        multithread: conn.multithread,
+        multiprocess: conn.multiprocess,
+    };
+    (request, conn)
 }
