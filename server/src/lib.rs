@@ -5,6 +5,7 @@
 //! so the same code runs on real sockets, processes and CPython, or in the simulated lab.
 //! Each seam module holds its trait and, beside it, the real implementation.
 
+pub mod app_loader;
 pub mod config;
 pub mod hints;
 pub mod http;

@@ -8,20 +8,16 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::app_loader::AppLoader;
 use crate::config::{Config, Protocol};
 use crate::hints;
 use crate::http::Limits;
 use crate::log::banner_head;
-use crate::log::lines::{
-    AppReady, HowStarted, NoAppLoaded, OperationalMode, SocketBound, WorkerStarted,
-};
+use crate::log::lines::{HowStarted, OperationalMode, SocketBound, WorkerStarted};
 use crate::net::{Listener, Net};
 use crate::procs::{Procs, SharedCounter};
 use crate::python::{AppSource, InterpreterSetup, Python};
 use crate::worker::{worker_process, NoMaster, WorkerSettings, WorkerSpec};
-
-/// uWSGI's exit status when `--need-app` finds no app.
-pub const EXIT_NO_APP: i32 = 22;
 
 /// A server that is ready to accept: the socket is bound, the interpreter started, and the
 /// app imported (or not, or left to the workers with --lazy-apps).
@@ -214,80 +210,6 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         loader,
         master_mode,
     })
-}
-
-/// uWSGI's name for the process model.
-/// Imports the app and reports it as uWSGI does: in the master (preforking) or in each worker
-/// (--lazy-apps, or a single process).
-#[derive(Clone, Debug)]
-pub struct AppLoader {
-    pub source: Option<AppSource>,
-    pub need_app: bool,
-    pub cwd: PathBuf,
-    pub virtualenv: Option<PathBuf>,
-    pub interpreter: usize,
-}
-
-impl AppLoader {
-    /// The app, `Ok(None)` when it could not be loaded and the server serves 500s, or
-    /// `Err(EXIT_NO_APP)` under --need-app.
-    pub fn load<P: Procs, Y: Python>(
-        &self,
-        procs: &P,
-        python: &mut Y,
-    ) -> Result<Option<Y::App>, i32> {
-        let Some(source) = &self.source else {
-            procs.log(&NoAppLoaded::DynamicMode.to_string());
-            procs.log("hint: no app was named: pass --module package.module (e.g. --module mysite.wsgi) or --wsgi-file app.py");
-            if self.need_app {
-                procs.log(&NoAppLoaded::GameOver.to_string());
-                return Err(EXIT_NO_APP);
-            }
-            return Ok(None);
-        };
-        let started = procs.unix_time();
-        match python.load_app(source) {
-            Ok(app) => {
-                let ready = AppReady {
-                    seconds: procs.unix_time().saturating_sub(started),
-                    interpreter: self.interpreter,
-                    pid: procs.pid(),
-                };
-                procs.log(&ready.to_string());
-                Ok(Some(app))
-            }
-            Err(failure) => {
-                for line in &failure.traceback {
-                    procs.log(line);
-                }
-                procs.log(
-                    "unable to load app 0 (mountpoint='') (callable not found or import error)",
-                );
-                procs.log(
-                    &if self.need_app {
-                        NoAppLoaded::GameOver
-                    } else {
-                        NoAppLoaded::DynamicMode
-                    }
-                    .to_string(),
-                );
-                for line in hints::for_load_failure(
-                    procs,
-                    &failure,
-                    source,
-                    &self.cwd,
-                    self.virtualenv.as_deref(),
-                ) {
-                    procs.log(&line);
-                }
-                if self.need_app {
-                    return Err(EXIT_NO_APP);
-                }
-                procs.log("wsgilab: serving anyway: every request will get 500 Internal Server Error until the app loads (uWSGI does the same; --need-app makes it exit)");
-                Ok(None)
-            }
-        }
-    }
 }
 
 /// Serves in this very process, as uWSGI does without a master and with one process: the

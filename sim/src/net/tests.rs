@@ -732,7 +732,7 @@ fn writes_block_on_a_full_buffer() {
     sim.run().unwrap();
 }
 
-/// The bounds the server's master and worker put on a `Net` (serve.rs, worker.rs): the
+/// The bounds the server's master and worker put on a `Net` (serve.rs, worker/): the
 /// simulated one meets them without `Rc`, so the trait needs no change.
 #[test]
 fn the_simulated_seam_meets_the_servers_bounds() {
