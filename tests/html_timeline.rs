@@ -57,8 +57,13 @@ fn all_workers_busy_has_a_lane_per_worker_and_a_bar_per_request() {
     // The request log line's `=>` is escaped, never raw.
     assert!(run.contains("GET / =&gt; generated"));
     assert!(!page.contains("=> generated"));
-    // Self-contained: nothing to fetch.
-    assert!(!page.contains("<script"));
+    // Self-contained: nothing to fetch. The cursor's script is inline, its data inert JSON.
+    assert!(!page.contains("<script src") && !page.contains("<link"));
+    assert_eq!(count(&page, "<script>"), 1, "one inline script");
+    assert_eq!(
+        count(&page, "<script type=\"application/json\" class=\"states\""),
+        1
+    );
     let links = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
     assert!(!links.contains("http://") && !links.contains("https://"));
 }
