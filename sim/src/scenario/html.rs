@@ -1285,11 +1285,14 @@ fn render_states(out: &mut String, run: &RunOutput, phases: &[Phases], end_us: u
         requests,
     };
     let json = serde_json::to_string(&page).unwrap_or_else(|_| "null".into());
-    // `<` only occurs inside JSON strings, where `\u003c` means the same: no `</script>`.
+    // `<`, `>` and `&` only occur inside JSON strings, where `\u003c` and the like mean the
+    // same: no `</script>`, and no raw markup anywhere in the page's bytes.
     let _ = writeln!(
         out,
         "<script type=\"application/json\" class=\"states\" data-run=\"{n}\">{}</script>",
         json.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
     );
 }
 
