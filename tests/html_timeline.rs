@@ -596,3 +596,52 @@ fn the_cursor_shows_the_state_rust_derived() {
     assert_picture(&shot2);
     println!("screenshots: {} {}", shot1.display(), shot2.display());
 }
+
+/// Measures (asserts nothing about speed) how long the page takes to show the state at a
+/// cursor: `CURSOR_TIMING_PAGE=page.html cargo test --test html_timeline -- --ignored
+/// cursor_timing --nocapture`, for example on a 10,000-request replay.
+#[test]
+#[ignore = "a measurement: needs CURSOR_TIMING_PAGE"]
+fn cursor_timing() {
+    let Some(page) = std::env::var_os("CURSOR_TIMING_PAGE") else {
+        panic!("CURSOR_TIMING_PAGE=page.html is needed");
+    };
+    let Some(chromium) = chromium_or_skip("cursor_timing") else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html_cursor_timing");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let page = std::fs::canonicalize(page).expect("the page");
+    let mut browser = Browser::launch(&chromium, &dir.join("profile"), &dir.join("chromium.log"));
+    let started = Instant::now();
+    browser.open(&format!("file://{}", page.display()));
+    println!("page loaded and cursor ready in {:?}", started.elapsed());
+    // Each set() rebuilds the panels; the layout it causes is forced too, inside the timing.
+    let times = browser.eval(
+        "(() => { const end = Number(document.querySelector('#cursorbar input').max); const out = []; \
+         for (let i = 1; i <= 40; i++) { const t0 = performance.now(); wsgilabCursor.set(Math.round(end * i / 41)); \
+         document.body.offsetHeight; out.push(performance.now() - t0); } return out; })()",
+    );
+    let mut ms: Vec<f64> = times
+        .as_array()
+        .expect("timings")
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "state at the cursor, 40 positions: median {:.2} ms, max {:.2} ms",
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
+    browser.eval(
+        "wsgilabCursor.set(Math.round(Number(document.querySelector('#cursorbar input').max) / 2))",
+    );
+    let t0 = Instant::now();
+    browser.key("ArrowRight", 39);
+    println!(
+        "→ (a key press over the protocol, round trip): {:?}",
+        t0.elapsed()
+    );
+}

@@ -49,6 +49,18 @@
     while (lo < hi) { var mid = (lo + hi) >> 1; if ((key ? key(arr[mid]) : arr[mid]) <= t) lo = mid + 1; else hi = mid; }
     return lo - 1;
   }
+  // A list kept as changes and checkpoints (states.rs's ListLog) after `step`.
+  function listAt(log, step) {
+    var n = upto(log.ops, step, function (o) { return o[0]; }) + 1;
+    var c = upto(log.checkpoints, n, function (k) { return k[0]; });
+    if (c < 0) return [];
+    var list = log.checkpoints[c][1].slice();
+    for (var i = log.checkpoints[c][0]; i < n; i++) {
+      var op = log.ops[i];
+      if (op[2]) list.push(op[1]); else list.splice(list.indexOf(op[1]), 1);
+    }
+    return list;
+  }
   function merged(name) {
     var all = [];
     runs.forEach(function (r) { all = all.concat(r.data[name]); });
@@ -144,7 +156,7 @@
     p.appendChild(el("h4", "", "listening sockets"));
     if (!d.listeners.length) p.appendChild(el("div", "", "(none)"));
     d.listeners.forEach(function (l, li) {
-      var q = at(l.queue, step) || [], h = at(l.half_open, step) || [], drop = at(l.syns_dropped, step) || 0;
+      var q = listAt(l.queue, step), h = listAt(l.half_open, step), drop = at(l.syns_dropped, step) || 0;
       var box = el("div", "listener");
       box.setAttribute("data-listener", li);
       box.setAttribute("data-queue-len", q.length);

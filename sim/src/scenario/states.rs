@@ -64,6 +64,60 @@ fn set<T: PartialEq>(series: &mut Series<T>, step: usize, value: T) {
     series.push((step, value));
 }
 
+/// A list that changes one member at a time (an accept queue): the changes, and the whole list
+/// every [`CHECKPOINT`] changes, so that reading it at a step replays at most that many.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ListLog {
+    /// `(step, member, added)`, in order.
+    pub ops: Vec<(usize, usize, bool)>,
+    /// `(ops applied, list)`: the list after the first `ops applied` changes.
+    pub checkpoints: Vec<(usize, Vec<usize>)>,
+    #[serde(skip)]
+    current: Vec<usize>,
+}
+
+/// Changes between two full copies of a [`ListLog`].
+pub const CHECKPOINT: usize = 32;
+
+impl ListLog {
+    fn change(&mut self, step: usize, member: usize, added: bool) {
+        if self.ops.len() % CHECKPOINT == 0 {
+            self.checkpoints
+                .push((self.ops.len(), self.current.clone()));
+        }
+        self.ops.push((step, member, added));
+        if added {
+            self.current.push(member);
+        } else {
+            self.current.retain(|m| *m != member);
+        }
+    }
+
+    fn contains(&self, member: usize) -> bool {
+        self.current.contains(&member)
+    }
+
+    /// The list after `step`, oldest member first.
+    pub fn at(&self, step: usize) -> Vec<usize> {
+        let n = self.ops.partition_point(|(s, _, _)| *s <= step);
+        let c = self
+            .checkpoints
+            .partition_point(|(applied, _)| *applied <= n);
+        let Some((applied, list)) = c.checked_sub(1).map(|c| &self.checkpoints[c]) else {
+            return Vec::new();
+        };
+        let mut list = list.clone();
+        for (_, member, added) in &self.ops[*applied..n] {
+            if *added {
+                list.push(*member);
+            } else {
+                list.retain(|m| m != member);
+            }
+        }
+        list
+    }
+}
+
 /// The value of `series` after `step` (`None` before its first change).
 pub fn value_at<T>(series: &Series<T>, step: usize) -> Option<&T> {
     let i = series.partition_point(|(s, _)| *s <= step);
@@ -77,8 +131,8 @@ pub struct ListenerStates {
     /// How many established connections the accept queue holds (backlog + 1).
     pub limit: u32,
     /// The accept queue, oldest first (connection indexes).
-    pub queue: Series<Vec<usize>>,
-    pub half_open: Series<Vec<usize>>,
+    pub queue: ListLog,
+    pub half_open: ListLog,
     pub syns_dropped: Series<u32>,
 }
 
@@ -152,8 +206,8 @@ impl States {
 
     pub fn at(&self, t_us: u64) -> Snapshot {
         let step = self.step_at(t_us);
-        let addrs = |v: &Vec<usize>| v.iter().map(|c| self.conns[*c].addr.clone()).collect();
-        let get = |s: &Series<Vec<usize>>| step.and_then(|k| value_at(s, k)).map(addrs);
+        let addrs = |v: Vec<usize>| v.iter().map(|c| self.conns[*c].addr.clone()).collect();
+        let get = |s: &ListLog| step.map(|k| addrs(s.at(k)));
         Snapshot {
             queues: self
                 .listeners
@@ -227,8 +281,6 @@ pub fn derive_states(run: &RunOutput) -> States {
     let mut listeners: Vec<ListenerStates> = Vec::new();
     let mut listener_index: BTreeMap<(String, String), usize> = BTreeMap::new();
     // Working state.
-    let mut queue: Vec<Vec<usize>> = Vec::new();
-    let mut half_open: Vec<Vec<usize>> = Vec::new();
     let mut dropped: Vec<u32> = Vec::new();
     let mut outcomes_seen: Vec<usize> = Vec::new();
     let mut app_starts: Vec<usize> = Vec::new();
@@ -300,12 +352,10 @@ pub fn derive_states(run: &RunOutput) -> States {
                             host: e.host.clone(),
                             addr: addr.to_string(),
                             limit: limit.unwrap_or(0),
-                            queue: vec![(step, Vec::new())],
-                            half_open: vec![(step, Vec::new())],
+                            queue: ListLog::default(),
+                            half_open: ListLog::default(),
                             syns_dropped: vec![(step, 0)],
                         });
-                        queue.push(Vec::new());
-                        half_open.push(Vec::new());
                         dropped.push(0);
                     }
                 }
@@ -448,23 +498,13 @@ pub fn derive_states(run: &RunOutput) -> States {
         }
         if let Some(s) = new_state {
             if let Some(l) = listener {
-                let was_queued = queue[l].contains(&c);
-                let was_half = half_open[l].contains(&c);
-                if s == ConnState::Queued && !was_queued {
-                    queue[l].push(c);
-                } else if s != ConnState::Queued && was_queued {
-                    queue[l].retain(|x| *x != c);
+                let l = &mut listeners[l];
+                let (queued, half) = (s == ConnState::Queued, s == ConnState::HalfOpen);
+                if l.queue.contains(c) != queued {
+                    l.queue.change(step, c, queued);
                 }
-                if s == ConnState::HalfOpen && !was_half {
-                    half_open[l].push(c);
-                } else if s != ConnState::HalfOpen && was_half {
-                    half_open[l].retain(|x| *x != c);
-                }
-                if was_queued != (s == ConnState::Queued) {
-                    set(&mut listeners[l].queue, step, queue[l].clone());
-                }
-                if was_half != (s == ConnState::HalfOpen) {
-                    set(&mut listeners[l].half_open, step, half_open[l].clone());
+                if l.half_open.contains(c) != half {
+                    l.half_open.change(step, c, half);
                 }
             }
             set(&mut conns[c].state, step, s);
@@ -583,16 +623,43 @@ mod tests {
                 ..run.clone()
             };
             let partial = derive_states(&upto);
-            let queue = value_at(&partial.listeners[0].queue, partial.times.len() - 1).unwrap();
+            let queue = partial.listeners[0].queue.at(partial.times.len() - 1);
             assert_eq!(queue.len(), n, "after event {i}: {}", e.text);
+            // The whole run's lists, read at the step this event ends, say the same.
+            let step = states.event_step[i];
+            if states.event_step.get(i + 1) != Some(&step) {
+                assert_eq!(
+                    states.listeners[0].queue.at(step),
+                    partial.listeners[0].queue.at(step)
+                );
+            }
             checked += 1;
         }
         assert!(checked >= 30, "{checked} events checked");
         // And the full derivation's last state is an empty queue.
         let last = states.times.len() - 1;
-        assert!(value_at(&states.listeners[0].queue, last)
-            .unwrap()
-            .is_empty());
+        assert!(states.listeners[0].queue.at(last).is_empty());
+    }
+
+    /// Read at any step, a list kept as changes and checkpoints equals the list kept whole.
+    #[test]
+    fn a_list_log_reads_back_across_its_checkpoints() {
+        let (mut log, mut whole, mut copies) = (ListLog::default(), Vec::new(), Vec::new());
+        for step in 0..200usize {
+            let member = (step * 7) % 13;
+            let added = !whole.contains(&member);
+            log.change(step, member, added);
+            if added {
+                whole.push(member);
+            } else {
+                whole.retain(|m| *m != member);
+            }
+            copies.push(whole.clone());
+        }
+        assert!(log.checkpoints.len() > 5);
+        for (step, copy) in copies.iter().enumerate() {
+            assert_eq!(&log.at(step), copy, "at step {step}");
+        }
     }
 
     #[test]
