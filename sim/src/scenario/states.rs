@@ -81,7 +81,7 @@ pub const CHECKPOINT: usize = 32;
 
 impl ListLog {
     fn change(&mut self, step: usize, member: usize, added: bool) {
-        if self.ops.len() % CHECKPOINT == 0 {
+        if self.ops.len().is_multiple_of(CHECKPOINT) {
             self.checkpoints
                 .push((self.ops.len(), self.current.clone()));
         }
