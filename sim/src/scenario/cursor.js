@@ -1,3 +1,6 @@
+// The time cursor of the replay page (html.rs includes it inline): it reads each run's JSON
+// (states.rs's change lists, the events, the requests' bars) and only displays it — a slider,
+// clicks on the chart, arrow keys, Page Up/Down, play/pause, the state panel, a request's details.
 (function () {
   "use strict";
   var runs = [];
