@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use serde::Serialize;
+
 use super::explain::explain;
 use super::phases::{request_phases, Phases};
 use super::record::{latency_stats, ms, outcome_summary, RequestRecord, RunOutput};
+use super::states::{derive_states, States};
 use super::{Outcome, Scenario, SERVER_HOST};
 use crate::trace::{Category, Event, EventKind};
 use server::log::lines::WorkerStarted;
@@ -47,6 +50,11 @@ pub fn render_html(name: &str, scenario: &Scenario, runs: &[RunOutput]) -> Strin
     }
     for (i, run) in runs.iter().enumerate() {
         render_run(&mut out, scenario, run, i + 1);
+    }
+    if !runs.is_empty() {
+        // The time cursor: all of its UI is built by this script, so that without scripts the
+        // page is what it was; it only displays the states computed in Rust (`states.rs`).
+        let _ = writeln!(out, "<script>{CURSOR_JS}</script>");
     }
     out.push_str("</body>\n</html>\n");
     out
@@ -149,7 +157,8 @@ fn render_run(out: &mut String, scenario: &Scenario, run: &RunOutput, n: usize) 
     let phases = request_phases(run);
     let _ = writeln!(out, "<h3>Timeline</h3>");
     render_legend(out);
-    render_chart(out, run, &phases);
+    let end_us = render_chart(out, run, &phases);
+    render_states(out, run, &phases, end_us, n);
     let _ = writeln!(out, "<h3>Requests (ms)</h3>");
     render_table(out, run, &phases);
     let _ = writeln!(
@@ -743,7 +752,8 @@ fn worker_rows(run: &RunOutput, end_us: u64) -> (Vec<Row>, Vec<(usize, &Event)>,
     (rows, placed, origin)
 }
 
-fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
+/// Draws the chart; returns the time its axis ends at.
+fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) -> u64 {
     let hosts = servers(run);
     let last_event = run
         .events
@@ -772,6 +782,7 @@ fn render_chart(out: &mut String, run: &RunOutput, phases: &[Phases]) {
     chart_requests(out, run, phases, &scale, &layout);
     chart_markers(out, &markers, &scale, &layout);
     let _ = writeln!(out, "</svg>");
+    end_us
 }
 
 /// Where the chart's parts sit, top to bottom.
@@ -1204,6 +1215,92 @@ fn render_log(run: &RunOutput) -> String {
     }
     out
 }
+
+/// What the cursor's script displays for one run: the states of `states.rs`, the events, and
+/// each request's bar (its phases and its worker's lane), as JSON in an inert script element.
+#[derive(Serialize)]
+struct PageStates<'a> {
+    run: usize,
+    variant: Option<&'a str>,
+    end_us: u64,
+    /// The chart's x for time 0 and for `end_us`.
+    x0: f64,
+    x1: f64,
+    #[serde(flatten)]
+    states: &'a States,
+    /// `[at_us, kind, host, text]`, in trace order.
+    events: Vec<(u64, &'static str, &'a str, &'a str)>,
+    requests: Vec<PageRequest>,
+}
+
+#[derive(Serialize)]
+struct PageRequest {
+    label: String,
+    outcome: String,
+    /// The worker that ran its app: `[host, slot]`.
+    lane: Option<(String, usize)>,
+    /// `[phase, from_us, to_us]`.
+    spans: Vec<(&'static str, u64, u64)>,
+}
+
+fn render_states(out: &mut String, run: &RunOutput, phases: &[Phases], end_us: u64, n: usize) {
+    let states = derive_states(run);
+    let established = establishment_times(run);
+    let requests = run
+        .requests
+        .iter()
+        .zip(phases)
+        .map(|(r, p)| {
+            let est = r.conn.as_deref().and_then(|c| established.get(c).copied());
+            let lane = p.worker_pid.and_then(|pid| {
+                states
+                    .workers
+                    .iter()
+                    .find(|w| w.pid.iter().any(|(_, p)| *p == pid))
+                    .map(|w| (w.host.clone(), w.slot))
+            });
+            PageRequest {
+                label: format!("{} {} {}", r.client, r.method, r.path),
+                outcome: r.detail.clone(),
+                lane,
+                spans: request_spans(r, p, est, end_us)
+                    .into_iter()
+                    .map(|(phase, from, to)| (phase.name(), from, to))
+                    .collect(),
+            }
+        })
+        .collect();
+    let page = PageStates {
+        run: n,
+        variant: run.variant.as_deref(),
+        end_us,
+        x0: LEFT,
+        x1: WIDTH - RIGHT,
+        states: &states,
+        events: run
+            .events
+            .iter()
+            .map(|e| (e.at_us, e.kind.name(), e.host.as_str(), e.text.as_str()))
+            .collect(),
+        requests,
+    };
+    let json = serde_json::to_string(&page).unwrap_or_else(|_| "null".into());
+    // `<`, `>` and `&` only occur inside JSON strings, where `\u003c` and the like mean the
+    // same: no `</script>`, and no raw markup anywhere in the page's bytes.
+    let _ = writeln!(
+        out,
+        "<script type=\"application/json\" class=\"states\" data-run=\"{n}\">{}</script>",
+        json.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    );
+}
+
+/// The cursor: slider, clicks on the chart, ← → (previous/next event), Page Up/Down
+/// (previous/next request boundary), play/pause in virtual time; the state at the cursor beside
+/// each chart; a clicked request's phases and events. It reads the JSON above and computes
+/// nothing but binary searches.
+const CURSOR_JS: &str = include_str!("cursor.js");
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod phases;
 pub mod record;
 pub mod render;
 pub mod run;
+pub mod states;
 
 use std::collections::BTreeMap;
 use std::fmt;
