@@ -5,18 +5,18 @@
 //! failure adds wsgilab's `hint:` lines.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::app_loader::AppLoader;
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Protocol, SocketSpec};
 use crate::hints;
 use crate::http::Limits;
 use crate::log::banner_head;
 use crate::log::lines::{HowStarted, OperationalMode, SocketBound, WorkerStarted};
 use crate::net::{Listener, Net};
-use crate::procs::{Procs, SharedCounter};
-use crate::python::{AppSource, InterpreterSetup, Python};
+use crate::procs::{Procs, SharedCounter, SystemInfo};
+use crate::python::{AppSource, InterpreterInfo, InterpreterSetup, Python};
 use crate::worker::{worker_process, NoMaster, WorkerSettings, WorkerSpec};
 
 /// A server that is ready to accept: the socket is bound, the interpreter started, and the
@@ -40,18 +40,64 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
 ) -> Result<Prepared<N::Listener, Y::App>, i32> {
     let system = procs.system();
     let cwd = procs.current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    announce(config, procs, &system, &cwd);
+    let socket = check_instance(config, procs, &system)?;
+    enter_chdir(config, procs)?;
+    let cwd = procs.current_dir().unwrap_or(cwd);
+    let socket_timeout = Duration::from_secs(config.socket_timeout.max(1));
+    let listener = bind(config, net, procs, socket, socket_timeout)?;
+    let info = start_interpreter(config, procs, python, &cwd)?;
+    let master_mode = config.master || config.processes > 1;
+    procs.log(&OperationalMode::of(config.processes, config.threads).to_string());
+    let loader = app_loader(config, cwd, info.address);
+    // --lazy-apps: each worker imports the app after the fork; otherwise (uWSGI's default)
+    // the master imports it once and the workers inherit it.
+    let app = if master_mode && config.lazy_apps {
+        procs.log("wsgilab: --lazy-apps: each worker imports the app after it is forked");
+        None
+    } else {
+        loader.load(procs, python)?
+    };
+    procs.log("*** uWSGI is running in multiple interpreter mode ***");
+    if !master_mode {
+        let only = WorkerStarted {
+            slot: 1,
+            pid: procs.pid(),
+            how: HowStarted::OnlyWorker { cores: 1 },
+        };
+        procs.log(&only.to_string());
+    }
+    Ok(Prepared {
+        listener,
+        app,
+        settings: worker_settings(config, socket, socket_timeout),
+        loader,
+        master_mode,
+    })
+}
+
+/// Where the configuration came from, the banner, and the configuration's warnings.
+fn announce(config: &Config, procs: &impl Procs, system: &SystemInfo, cwd: &Path) {
     for (i, file) in config.ini_files.iter().enumerate() {
         let format = config.config_formats.get(i).copied().unwrap_or("INI");
         procs.log(&format!(
             "[uWSGI] getting {format} configuration from {file}"
         ));
     }
-    for line in banner_head(procs, &system, &cwd.display().to_string()) {
+    for line in banner_head(procs, system, &cwd.display().to_string()) {
         procs.log(&line);
     }
     for warning in &config.warnings {
         procs.log(&format!("wsgilab: {warning}"));
     }
+}
+
+/// What must hold before anything is bound: one socket to serve, a backlog the kernel allows.
+fn check_instance<'c>(
+    config: &'c Config,
+    procs: &impl Procs,
+    system: &SystemInfo,
+) -> Result<&'c SocketSpec, i32> {
     let Some(socket) = config.sockets.first() else {
         procs.log("The -s/--socket option is missing and stdin is not a socket.");
         procs.log(&format!(
@@ -83,6 +129,11 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         ));
         return Err(1);
     }
+    Ok(socket)
+}
+
+/// `--chdir`, before the socket is bound and the app imported, as uWSGI does.
+fn enter_chdir(config: &Config, procs: &impl Procs) -> Result<(), i32> {
     if let Some(dir) = &config.chdir {
         if let Err(e) = procs.set_current_dir(dir) {
             procs.log(&format!(
@@ -93,7 +144,18 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
             return Err(1);
         }
     }
-    let cwd = procs.current_dir().unwrap_or(cwd);
+    Ok(())
+}
+
+/// Binds the socket with `--listen` as its backlog, and defers accepting until a client has
+/// sent something (TCP_DEFER_ACCEPT), unless `--no-defer-accept`.
+fn bind<N: Net>(
+    config: &Config,
+    net: &N,
+    procs: &impl Procs,
+    socket: &SocketSpec,
+    socket_timeout: Duration,
+) -> Result<N::Listener, i32> {
     let listener = match net.bind(socket.addr, config.listen) {
         Ok(listener) => listener,
         Err(e) => {
@@ -107,7 +169,6 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         fd: listener.fd(),
     };
     procs.log(&bound.to_string());
-    let socket_timeout = Duration::from_secs(config.socket_timeout.max(1));
     if config.defer_accept {
         if let Err(e) = listener.defer_accept(socket_timeout) {
             // As uWSGI: the socket works without it; workers may wake for silent clients.
@@ -117,7 +178,16 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
             ));
         }
     }
+    Ok(listener)
+}
 
+/// Starts the interpreter (the virtualenv, `sys.path`) and says so as uWSGI does.
+fn start_interpreter<Y: Python>(
+    config: &Config,
+    procs: &impl Procs,
+    python: &mut Y,
+    cwd: &Path,
+) -> Result<InterpreterInfo, i32> {
     let setup = InterpreterSetup {
         virtualenv: config.virtualenv.clone(),
         pythonpath: config.pythonpath.clone(),
@@ -128,7 +198,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
             for line in &failure.lines {
                 procs.log(line);
             }
-            for line in hints::for_start_failure(procs, &failure, &cwd) {
+            for line in hints::for_start_failure(procs, &failure, cwd) {
                 procs.log(&line);
             }
             return Err(1);
@@ -151,9 +221,11 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         "your mercy for graceful operations on workers is {} seconds",
         config.worker_reload_mercy
     ));
-    let master_mode = config.master || config.processes > 1;
-    procs.log(&OperationalMode::of(config.processes, config.threads).to_string());
+    Ok(info)
+}
 
+/// What the app is (`--module`, `--wsgi-file`) and where it is imported from.
+fn app_loader(config: &Config, cwd: PathBuf, interpreter: usize) -> AppLoader {
     let source = match (config.module_and_callable(), &config.wsgi_file) {
         (Some((module, callable)), _) => Some(AppSource::Module { module, callable }),
         (None, Some(path)) => Some(AppSource::File {
@@ -162,32 +234,22 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         }),
         (None, None) => None,
     };
-    let loader = AppLoader {
+    AppLoader {
         source,
         need_app: config.need_app,
         cwd,
         virtualenv: config.virtualenv.clone(),
-        interpreter: info.address,
-    };
-    // --lazy-apps: each worker imports the app after the fork; otherwise (uWSGI's default)
-    // the master imports it once and the workers inherit it.
-    let app = if master_mode && config.lazy_apps {
-        procs.log("wsgilab: --lazy-apps: each worker imports the app after it is forked");
-        None
-    } else {
-        loader.load(procs, python)?
-    };
-    procs.log("*** uWSGI is running in multiple interpreter mode ***");
-    if !master_mode {
-        let only = WorkerStarted {
-            slot: 1,
-            pid: procs.pid(),
-            how: HowStarted::OnlyWorker { cores: 1 },
-        };
-        procs.log(&only.to_string());
+        interpreter,
     }
+}
 
-    let settings = WorkerSettings {
+/// What every worker serves with.
+fn worker_settings(
+    config: &Config,
+    socket: &SocketSpec,
+    socket_timeout: Duration,
+) -> WorkerSettings {
+    WorkerSettings {
         limits: Limits {
             max_head: config.buffer_size,
             max_body: (config.limit_post > 0).then_some(config.limit_post),
@@ -202,14 +264,7 @@ pub fn prepare<N: Net, P: Procs, Y: Python>(
         max_requests: config.max_requests,
         reload_on_rss: config.reload_on_rss << 20,
         threads: config.threads.max(1) as usize,
-    };
-    Ok(Prepared {
-        listener,
-        app,
-        settings,
-        loader,
-        master_mode,
-    })
+    }
 }
 
 /// Serves in this very process, as uWSGI does without a master and with one process: the
