@@ -29,133 +29,89 @@ pub enum Category {
     Board,
 }
 
-/// What an event is, by the part of the machine that records it. Serialised in snake_case
-/// (`syn_dropped`, `app_start`, ...): the names of the JSON trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    // The network (sim/src/net/kernel.rs)
-    Listen,
-    SynSent,
-    SynDropped,
-    SynFlood,
-    SynRetry,
-    Synack,
-    SynackRetransmit,
-    AckDropped,
-    HalfOpenExpired,
-    Established,
-    Accepted,
-    Connected,
-    Refused,
-    Reset,
-    Timeout,
-    DataRetransmit,
-    DataDelivered,
-    Fin,
-    Close,
-    // Processes (sim/src/procs/, sim/src/world.rs, the runner's faults)
-    Exec,
-    Fork,
-    Spawn,
-    Exit,
-    Signal,
-    Kill,
-    Killed,
-    FaultMissed,
-    Squatter,
-    // The interpreter and the app (sim/src/python/)
-    PythonStart,
-    PythonStartFailed,
-    Import,
-    ImportFailed,
-    ImportThread,
-    ImportConnection,
-    ForkThreadMissing,
-    ForkConnectionShared,
-    QuerySharedConnection,
-    QueryWaits,
-    Hint,
-    AppStart,
-    Cpu,
-    Sleep,
-    Leak,
-    Hang,
-    Crash,
-    Raise,
-    AppEnd,
-    // The clients (sim/src/scenario/client.rs)
-    Connect,
-    Sent,
-    Outcome,
-    // The server's log and the master's worker list
-    Log,
-    Board,
-    // The lab itself
-    Lab,
-    SimError,
+/// Declares [`EventKind`] from one list of variants and their names, so that the JSON trace
+/// (serde) and the text (`name`, `Display`) cannot spell a kind two ways.
+macro_rules! event_kinds {
+    ($($(#[$group:meta])* $variant:ident = $name:literal,)*) => {
+        /// What an event is, by the part of the machine that records it, named in snake_case
+        /// (`syn_dropped`, `app_start`, ...) as the JSON trace writes it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum EventKind {
+            $($(#[$group])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl EventKind {
+            /// The name the JSON trace gives it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl EventKind {
-    /// The name the JSON trace gives it.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Listen => "listen",
-            EventKind::SynSent => "syn_sent",
-            EventKind::SynDropped => "syn_dropped",
-            EventKind::SynFlood => "syn_flood",
-            EventKind::SynRetry => "syn_retry",
-            EventKind::Synack => "synack",
-            EventKind::SynackRetransmit => "synack_retransmit",
-            EventKind::AckDropped => "ack_dropped",
-            EventKind::HalfOpenExpired => "half_open_expired",
-            EventKind::Established => "established",
-            EventKind::Accepted => "accepted",
-            EventKind::Connected => "connected",
-            EventKind::Refused => "refused",
-            EventKind::Reset => "reset",
-            EventKind::Timeout => "timeout",
-            EventKind::DataRetransmit => "data_retransmit",
-            EventKind::DataDelivered => "data_delivered",
-            EventKind::Fin => "fin",
-            EventKind::Close => "close",
-            EventKind::Exec => "exec",
-            EventKind::Fork => "fork",
-            EventKind::Spawn => "spawn",
-            EventKind::Exit => "exit",
-            EventKind::Signal => "signal",
-            EventKind::Kill => "kill",
-            EventKind::Killed => "killed",
-            EventKind::FaultMissed => "fault_missed",
-            EventKind::Squatter => "squatter",
-            EventKind::PythonStart => "python_start",
-            EventKind::PythonStartFailed => "python_start_failed",
-            EventKind::Import => "import",
-            EventKind::ImportFailed => "import_failed",
-            EventKind::ImportThread => "import_thread",
-            EventKind::ImportConnection => "import_connection",
-            EventKind::ForkThreadMissing => "fork_thread_missing",
-            EventKind::ForkConnectionShared => "fork_connection_shared",
-            EventKind::QuerySharedConnection => "query_shared_connection",
-            EventKind::QueryWaits => "query_waits",
-            EventKind::Hint => "hint",
-            EventKind::AppStart => "app_start",
-            EventKind::Cpu => "cpu",
-            EventKind::Sleep => "sleep",
-            EventKind::Leak => "leak",
-            EventKind::Hang => "hang",
-            EventKind::Crash => "crash",
-            EventKind::Raise => "raise",
-            EventKind::AppEnd => "app_end",
-            EventKind::Connect => "connect",
-            EventKind::Sent => "sent",
-            EventKind::Outcome => "outcome",
-            EventKind::Log => "log",
-            EventKind::Board => "board",
-            EventKind::Lab => "lab",
-            EventKind::SimError => "sim_error",
-        }
-    }
+event_kinds! {
+    // The network (sim/src/net/kernel.rs)
+    Listen = "listen",
+    SynSent = "syn_sent",
+    SynDropped = "syn_dropped",
+    SynFlood = "syn_flood",
+    SynRetry = "syn_retry",
+    Synack = "synack",
+    SynackRetransmit = "synack_retransmit",
+    AckDropped = "ack_dropped",
+    HalfOpenExpired = "half_open_expired",
+    Established = "established",
+    Accepted = "accepted",
+    Connected = "connected",
+    Refused = "refused",
+    Reset = "reset",
+    Timeout = "timeout",
+    DataRetransmit = "data_retransmit",
+    DataDelivered = "data_delivered",
+    Fin = "fin",
+    Close = "close",
+    // Processes (sim/src/procs/, sim/src/world.rs, the runner's faults)
+    Exec = "exec",
+    Fork = "fork",
+    Spawn = "spawn",
+    Exit = "exit",
+    Signal = "signal",
+    Kill = "kill",
+    Killed = "killed",
+    FaultMissed = "fault_missed",
+    Squatter = "squatter",
+    // The interpreter and the app (sim/src/python/)
+    PythonStart = "python_start",
+    PythonStartFailed = "python_start_failed",
+    Import = "import",
+    ImportFailed = "import_failed",
+    ImportThread = "import_thread",
+    ImportConnection = "import_connection",
+    ForkThreadMissing = "fork_thread_missing",
+    ForkConnectionShared = "fork_connection_shared",
+    QuerySharedConnection = "query_shared_connection",
+    QueryWaits = "query_waits",
+    Hint = "hint",
+    AppStart = "app_start",
+    Cpu = "cpu",
+    Sleep = "sleep",
+    Leak = "leak",
+    Hang = "hang",
+    Crash = "crash",
+    Raise = "raise",
+    AppEnd = "app_end",
+    // The clients (sim/src/scenario/client.rs)
+    Connect = "connect",
+    Sent = "sent",
+    Outcome = "outcome",
+    // The server's log and the master's worker list
+    Log = "log",
+    Board = "board",
+    // The lab itself
+    Lab = "lab",
+    SimError = "sim_error",
 }
 
 impl std::fmt::Display for EventKind {

@@ -143,6 +143,8 @@ impl ConfigHost for SimConfigHost<'_> {
         facts.hostname = self.setup.machine.nodename.clone();
         facts.cpus = self.setup.machine.cores as u32;
         facts.uid = self.setup.machine.uid;
+        // `%t`/`%T` read the simulated machine's clock, which starts at its epoch.
+        facts.now_micros = self.setup.machine.epoch_unix * 1_000_000;
         facts
     }
 }

@@ -279,8 +279,8 @@ fn collect(
             format!("the simulation stopped: {e}"),
         );
     }
-    let end_us = trace.events().last().map_or(0, |e| e.at_us);
     let events = trace.events();
+    let end_us = events.last().map_or(0, |e| e.at_us);
     let mut requests = shared
         .requests
         .lock()
@@ -487,7 +487,11 @@ fn apply_fault(fault: &Fault, shared: &Shared, trace: &Trace) {
         }
         return;
     }
-    let events = trace.events();
+    // Only a worker is looked up in the log: the trace is copied for nothing else.
+    let events = match fault.to {
+        FaultTarget::Worker(_) => trace.events(),
+        FaultTarget::Master | FaultTarget::All => Vec::new(),
+    };
     let log = events
         .iter()
         .filter(|e| e.category == Category::Log && e.host == host)
