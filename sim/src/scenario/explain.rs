@@ -127,8 +127,8 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
     let after = |e: &Event| e.at_us >= r.start_us && r.done_us.is_none_or(|d| e.at_us <= d);
     // What happened to the worker serving it.
     if let Some(pid) = p.worker_pid {
-        if let Some(h) = log_after(run, r.start_us, |l| HarakiriOnWorker::parse(l).is_some()) {
-            if HarakiriOnWorker::parse(h).is_some_and(|h| h.pid == pid) {
+        if let Some(h) = log_after(run, r.start_us, HarakiriOnWorker::parse) {
+            if h.pid == pid {
                 return format!(
                     "its worker (pid {pid}) was still in the app when --harakiri ran out, and the master killed it: \"{h}\"; a harakiri'd request gets no response"
                 );
@@ -215,12 +215,12 @@ fn cause_of(run: &RunOutput, r: &RequestRecord, p: &Phases, log: &[&str]) -> Str
     }
 }
 
-fn log_after(run: &RunOutput, from_us: u64, pred: impl Fn(&str) -> bool) -> Option<&str> {
+/// The first log line from `from_us` on that `parse` reads.
+fn log_after<T>(run: &RunOutput, from_us: u64, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
     run.events
         .iter()
         .filter(|e| e.category == Category::Log && e.at_us >= from_us)
-        .map(|e| e.text.as_str())
-        .find(|l| pred(l))
+        .find_map(|e| parse(&e.text))
 }
 
 /// What the kernel did: full queues, dropped SYNs and ACKs.
