@@ -474,18 +474,22 @@ pub enum NoAppLoaded {
 
 impl fmt::Display for NoAppLoaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NoAppLoaded::DynamicMode => "*** no app loaded. going in full dynamic mode ***",
-            NoAppLoaded::GameOver => "*** no app loaded. GAME OVER ***",
-        })
+        f.write_str(self.text())
     }
 }
 
 impl NoAppLoaded {
+    fn text(self) -> &'static str {
+        match self {
+            NoAppLoaded::DynamicMode => "*** no app loaded. going in full dynamic mode ***",
+            NoAppLoaded::GameOver => "*** no app loaded. GAME OVER ***",
+        }
+    }
+
     pub fn parse(line: &str) -> Option<Self> {
         [NoAppLoaded::DynamicMode, NoAppLoaded::GameOver]
             .into_iter()
-            .find(|l| l.to_string() == line)
+            .find(|l| l.text() == line)
     }
 }
 
@@ -494,15 +498,18 @@ impl NoAppLoaded {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoPythonApp;
 
-impl fmt::Display for NoPythonApp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("--- no python application found, check your startup logs for errors ---")
+impl NoPythonApp {
+    const TEXT: &'static str =
+        "--- no python application found, check your startup logs for errors ---";
+
+    pub fn parse(line: &str) -> Option<Self> {
+        (line == Self::TEXT).then_some(NoPythonApp)
     }
 }
 
-impl NoPythonApp {
-    pub fn parse(line: &str) -> Option<Self> {
-        (line == NoPythonApp.to_string()).then_some(NoPythonApp)
+impl fmt::Display for NoPythonApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::TEXT)
     }
 }
 
@@ -612,19 +619,23 @@ impl StopSignal {
     ];
 
     pub fn parse(line: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.to_string() == line)
+        Self::ALL.into_iter().find(|s| s.text() == line)
     }
-}
 
-impl fmt::Display for StopSignal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    fn text(self) -> &'static str {
+        match self {
             StopSignal::Kill => "SIGINT/SIGQUIT received...killing workers...",
             StopSignal::Term { die_on_term: true } => "SIGTERM received (--die-on-term): stopping gracefully",
             StopSignal::Term { die_on_term: false } => "wsgilab: SIGTERM received: stopping gracefully (uWSGI 2.0 would reload here instead; --die-on-term makes it stop)",
             StopSignal::Hup { lazy: false } => "wsgilab: SIGHUP received: graceful reload: the workers finish their requests, then the master re-executes itself and imports the app again; the socket stays open, so connections wait in the queue instead of failing",
             StopSignal::Hup { lazy: true } => "wsgilab: SIGHUP received: graceful reload: each worker finishes its requests and is replaced by a new one that imports the app again (--lazy-apps); the socket stays open, so connections wait in the queue instead of failing",
-        })
+        }
+    }
+}
+
+impl fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
     }
 }
 
@@ -661,13 +672,15 @@ pub struct Goodbye;
 
 impl fmt::Display for Goodbye {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("goodbye to uWSGI.")
+        f.write_str(Self::TEXT)
     }
 }
 
 impl Goodbye {
+    const TEXT: &'static str = "goodbye to uWSGI.";
+
     pub fn parse(line: &str) -> Option<Self> {
-        (line == "goodbye to uWSGI.").then_some(Goodbye)
+        (line == Self::TEXT).then_some(Goodbye)
     }
 }
 
